@@ -1,0 +1,22 @@
+"""The project's own error type.
+
+Every failure caused by the user's input (a file, an option, a model) is raised as
+:class:`GicnetError` with a one-line message; the CLI prints that line and exits
+non-zero.  Anything else escaping is a bug in gicnet.
+"""
+
+
+class GicnetError(Exception):
+    """A user-facing error with a one-line message."""
+
+
+class InputError(GicnetError, ValueError):
+    """Bad input data: malformed file, wrong shape, non-finite value, impossible time."""
+
+
+class ModelError(GicnetError):
+    """A model file that is missing, corrupted, foreign or of an unsupported version."""
+
+
+class GeometryError(InputError):
+    """A geometry the internal-coordinate definition cannot represent (e.g. collinear references)."""

@@ -1,0 +1,87 @@
+"""The in-memory trajectory type shared by every reader, writer and command.
+
+Units: time fs, positions Å, velocities Å/fs, energies eV, masses amu.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from gicnet_runtime.errors import InputError
+
+
+@dataclasses.dataclass(frozen=True)
+class Trajectory:
+    """One molecular-dynamics trajectory.
+
+    Attributes:
+        time_fs: (T,) float, fs, strictly increasing.
+        positions: (T, N, 3) float, Å.
+        velocities: (T, N, 3) float, Å/fs.
+        atomic_numbers: (N,) int.
+        masses: (N,) float, amu.
+        potential_energy: (T,) float, eV, or None when unknown.
+        kinetic_energy: (T,) float, eV, or None when unknown.
+        info: provenance (engine, temperature_K, dt_fs, seed, ...), JSON-serialisable.
+    """
+
+    time_fs: np.ndarray
+    positions: np.ndarray
+    velocities: np.ndarray
+    atomic_numbers: np.ndarray
+    masses: np.ndarray
+    potential_energy: np.ndarray | None = None
+    kinetic_energy: np.ndarray | None = None
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        t = np.asarray(self.time_fs, dtype=np.float64)
+        pos = np.asarray(self.positions, dtype=np.float64)
+        vel = np.asarray(self.velocities, dtype=np.float64)
+        z = np.asarray(self.atomic_numbers, dtype=np.int64)
+        m = np.asarray(self.masses, dtype=np.float64)
+        if pos.ndim != 3 or pos.shape[-1] != 3:
+            raise InputError(f"positions must have shape (T, N, 3), got {pos.shape}")
+        if vel.shape != pos.shape:
+            raise InputError(f"velocities shape {vel.shape} differs from positions {pos.shape}")
+        n_frames, n_atoms = pos.shape[:2]
+        if t.shape != (n_frames,):
+            raise InputError(f"time_fs must have shape ({n_frames},), got {t.shape}")
+        if z.shape != (n_atoms,) or m.shape != (n_atoms,):
+            raise InputError(f"atomic_numbers and masses must have shape ({n_atoms},)")
+        for name, arr in (("time_fs", t), ("positions", pos), ("velocities", vel), ("masses", m)):
+            if not np.all(np.isfinite(arr)):
+                raise InputError(f"{name} contains NaN or inf")
+        if np.any(m <= 0):
+            raise InputError("masses must be positive")
+        if n_frames > 1 and np.any(np.diff(t) <= 0):
+            raise InputError("time_fs must be strictly increasing")
+        energies = {}
+        for name in ("potential_energy", "kinetic_energy"):
+            e = getattr(self, name)
+            if e is not None:
+                e = np.asarray(e, dtype=np.float64)
+                if e.shape != (n_frames,):
+                    raise InputError(f"{name} must have shape ({n_frames},), got {e.shape}")
+            energies[name] = e
+        for name, value in (("time_fs", t), ("positions", pos), ("velocities", vel),
+                            ("atomic_numbers", z), ("masses", m), *energies.items()):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "info", dict(self.info))
+
+    @property
+    def n_frames(self) -> int:
+        return self.positions.shape[0]
+
+    @property
+    def n_atoms(self) -> int:
+        return self.positions.shape[1]
+
+    def total_energy(self) -> np.ndarray:
+        """(T,) float, eV: potential + kinetic energy (requires both)."""
+        if self.potential_energy is None or self.kinetic_energy is None:
+            raise InputError("trajectory has no potential or kinetic energy")
+        return self.potential_energy + self.kinetic_energy

@@ -1,0 +1,1 @@
+"""gicnet training: PyTorch model, geometry, data and ONNX export."""
