@@ -1,0 +1,118 @@
+"""The typed description of a trained model, carried in the ONNX file's metadata.
+
+Every key of ``metadata_props`` is ``gicnet.<field>`` and every value is JSON, so
+that any onnxruntime binding (C, C++, JavaScript, ...) can read the description
+without Python.  See docs/onnx-contract.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from gicnet_runtime.errors import ModelError
+
+#: Version of the ONNX contract (inputs, outputs, metadata) written by this gicnet.
+FORMAT_VERSION = 1
+METADATA_PREFIX = "gicnet."
+UNITS = {
+    "positions": "angstrom",
+    "velocities": "angstrom/fs",
+    "times": "fs",
+    "energy": "eV",
+    "masses": "amu",
+    "angles": "rad",
+}
+#: Index of the three fixed dummy reference points in IC rows (0-based rows).
+DUMMY_INDICES = (-1, -2, -3)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelDescription:
+    """What a trained GICnet model is, in the project's units.
+
+    Attributes:
+        atomic_numbers: (N,) atomic numbers in the model's atom order.
+        masses_amu: (N,) masses, amu.
+        ic_rows: N rows (atom, ref1, ref2, ref3), 0-based atom indices; -1, -2, -3 are
+            the dummy points D0, D1, D2.
+        dummy_points_A: the three dummy points, Å, in the frame described by ``frame``.
+        tc_fs: segment length, fs; predictions are valid for 0 <= t <= tc_fs.
+        gate_width_fs: a in the gate f(t) = 1 - exp(-(t/a)^2), fs.
+        has_energy: whether the graph outputs ``energy_t`` (potential energy, eV).
+        frame: how the dummy points are attached to the molecule (see gicnet_train.geometry).
+        provenance: training data, engine, temperature, seeds, software versions.
+        validation: validation errors measured at export (per-term RMSE, units in keys).
+        format_version: ONNX contract version.
+    """
+
+    atomic_numbers: tuple[int, ...]
+    masses_amu: tuple[float, ...]
+    ic_rows: tuple[tuple[int, int, int, int], ...]
+    dummy_points_A: tuple[tuple[float, float, float], ...]
+    tc_fs: float
+    gate_width_fs: float
+    has_energy: bool
+    frame: str = "initial-body-frame"
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    validation: dict[str, Any] = dataclasses.field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.atomic_numbers)
+
+    def to_metadata(self) -> dict[str, str]:
+        """The description as ONNX ``metadata_props``: ``gicnet.<field>`` -> JSON string."""
+        out = {METADATA_PREFIX + k: json.dumps(v) for k, v in dataclasses.asdict(self).items()}
+        out[METADATA_PREFIX + "units"] = json.dumps(UNITS)
+        return out
+
+    @classmethod
+    def from_metadata(cls, props: dict[str, str]) -> ModelDescription:
+        """Parse ``metadata_props``; raises ModelError for missing, malformed or newer metadata."""
+        if METADATA_PREFIX + "format_version" not in props:
+            raise ModelError("model has no gicnet metadata (not a gicnet model?)")
+        try:
+            raw = {k[len(METADATA_PREFIX):]: json.loads(v) for k, v in props.items()
+                   if k.startswith(METADATA_PREFIX)}
+        except json.JSONDecodeError as err:
+            raise ModelError(f"model metadata is not valid JSON: {err}") from None
+        version = raw.get("format_version")
+        if not isinstance(version, int) or version < 1:
+            raise ModelError(f"model metadata has an invalid format_version {version!r}")
+        if version > FORMAT_VERSION:
+            raise ModelError(f"model format version {version} is newer than this gicnet supports "
+                             f"({FORMAT_VERSION}); upgrade gicnet")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        missing = [f.name for f in dataclasses.fields(cls)
+                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                   and f.name not in raw]
+        if missing:
+            raise ModelError(f"model metadata lacks {', '.join(missing)}")
+        try:
+            desc = cls(**{k: v for k, v in raw.items() if k in fields})
+            return desc._normalised()
+        except (TypeError, ValueError) as err:
+            raise ModelError(f"model metadata is malformed: {err}") from None
+
+    def _normalised(self) -> ModelDescription:
+        n = len(self.atomic_numbers)
+        rows = tuple(tuple(int(i) for i in row) for row in self.ic_rows)
+        if len(self.masses_amu) != n or len(rows) != n or any(len(r) != 4 for r in rows):
+            raise ValueError("atomic_numbers, masses_amu and ic_rows disagree in length")
+        if len(self.dummy_points_A) != 3:
+            raise ValueError("dummy_points_A must hold three points")
+        if not self.tc_fs > 0 or not self.gate_width_fs > 0:
+            raise ValueError("tc_fs and gate_width_fs must be positive")
+        return dataclasses.replace(
+            self,
+            atomic_numbers=tuple(int(z) for z in self.atomic_numbers),
+            masses_amu=tuple(float(m) for m in self.masses_amu),
+            ic_rows=rows,
+            dummy_points_A=tuple(tuple(float(x) for x in p) for p in self.dummy_points_A),
+            tc_fs=float(self.tc_fs),
+            gate_width_fs=float(self.gate_width_fs),
+            has_energy=bool(self.has_energy),
+        )
