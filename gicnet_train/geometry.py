@@ -1,0 +1,253 @@
+"""Generalized internal coordinates in torch: batched, dtype-agnostic, ONNX-exportable.
+
+Cartesian (positions, velocities) <-> (q, q_dot), where q (..., N, 3) holds, per IC
+row in row order, the distance r (Å), angle theta (rad) and dihedral phi (rad) and
+q_dot their exact time derivatives (Å/fs, rad/fs).  Velocities are carried as
+forward-mode tangents written out by hand (value, tangent pairs), so the whole
+transform is plain tensor algebra: no autograd, no control flow on tensor values.
+The only Python loop is over IC rows, a static structure.
+
+Positions here are relative to the centre of mass and expressed in the frame
+where the dummy points (``gicnet_runtime.icdef.DUMMY_POINTS_A``) are fixed; see
+:func:`to_body_frame` for the frame the model uses.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from gicnet_runtime.errors import InputError
+from gicnet_runtime.icdef import DUMMY_POINTS_A, ICDefinition
+
+#: Columns of q: distance (Å), angle (rad), dihedral (rad).
+DISTANCE, ANGLE, DIHEDRAL = 0, 1, 2
+
+
+class Dual(NamedTuple):
+    """A value and its time derivative (forward-mode tangent)."""
+
+    v: torch.Tensor
+    d: torch.Tensor
+
+
+# --- elementary operations on (value, tangent) pairs -------------------------
+
+def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    ax, ay, az = a.unbind(-1)
+    bx, by, bz = b.unbind(-1)
+    return torch.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], dim=-1)
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum(-1)
+
+
+def d_sub(a: Dual, b: Dual) -> Dual:
+    return Dual(a.v - b.v, a.d - b.d)
+
+
+def d_dot(a: Dual, b: Dual) -> Dual:
+    return Dual(_dot(a.v, b.v), _dot(a.d, b.v) + _dot(a.v, b.d))
+
+
+def d_cross(a: Dual, b: Dual) -> Dual:
+    return Dual(_cross(a.v, b.v), _cross(a.d, b.v) + _cross(a.v, b.d))
+
+
+def d_norm(a: Dual) -> Dual:
+    n = torch.linalg.vector_norm(a.v, dim=-1)
+    return Dual(n, _dot(a.v, a.d) / n)
+
+
+def d_unit(a: Dual) -> Dual:
+    n = torch.linalg.vector_norm(a.v, dim=-1, keepdim=True)
+    u = a.v / n
+    return Dual(u, (a.d - u * _dot(u, a.d).unsqueeze(-1)) / n)
+
+
+def d_atan2(y: Dual, x: Dual) -> Dual:
+    return Dual(torch.atan2(y.v, x.v), (x.v * y.d - y.v * x.d) / (x.v * x.v + y.v * y.v))
+
+
+def d_scale(s: Dual, a: Dual) -> Dual:
+    """Scalar field s (...) times vector a (..., 3)."""
+    return Dual(s.v.unsqueeze(-1) * a.v, s.d.unsqueeze(-1) * a.v + s.v.unsqueeze(-1) * a.d)
+
+
+def d_add(*terms: Dual) -> Dual:
+    return Dual(sum(t.v for t in terms), sum(t.d for t in terms))
+
+
+# --- distances, angles, dihedrals ------------------------------------------
+
+def distance(a: Dual, b: Dual) -> Dual:
+    """|a - b|, Å, with its rate."""
+    return d_norm(d_sub(a, b))
+
+
+def angle(a: Dual, b: Dual, c: Dual) -> Dual:
+    """Angle a-b-c in [0, pi], rad, via atan2(|u x w|, u . w)."""
+    u, w = d_sub(a, b), d_sub(c, b)
+    return d_atan2(d_norm(d_cross(u, w)), d_dot(u, w))
+
+
+def dihedral(a: Dual, b: Dual, c: Dual, d: Dual) -> Dual:
+    """Dihedral a-b-c-d in (-pi, pi], rad, via atan2 (IUPAC sign convention)."""
+    b1, b2, b3 = d_sub(b, a), d_sub(c, b), d_sub(d, c)
+    n1, n2 = d_cross(b1, b2), d_cross(b2, b3)
+    y = d_dot(d_scale(d_norm(b2), b1), n2)
+    return d_atan2(y, d_dot(n1, n2))
+
+
+def wrap_angle(x: torch.Tensor) -> torch.Tensor:
+    """x mapped to (-pi, pi], rad."""
+    return torch.atan2(torch.sin(x), torch.cos(x))
+
+
+def unwrap_dihedral(phi: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """The representative of phi (rad) closest to ``reference`` (rad): continuous across ±pi."""
+    return reference + wrap_angle(phi - reference)
+
+
+# --- the transforms ----------------------------------------------------------
+
+def _dummy_points(like: torch.Tensor) -> torch.Tensor:
+    """(3, 3) dummy points D0, D1, D2 in the dtype and device of ``like``, Å."""
+    return torch.tensor(DUMMY_POINTS_A, dtype=like.dtype, device=like.device)
+
+
+def cartesian_to_internal(positions: torch.Tensor, velocities: torch.Tensor,
+                          icdef: ICDefinition) -> tuple[torch.Tensor, torch.Tensor]:
+    """Internal coordinates and their exact rates.
+
+    Args:
+        positions: (..., N, 3) Å, relative to the centre of mass, in the dummy-point frame.
+        velocities: (..., N, 3) Å/fs, centre-of-mass velocity removed.
+    Returns:
+        q: (..., N, 3) per IC row (r Å, theta rad, phi rad); phi in (-pi, pi].
+        q_dot: (..., N, 3) per IC row (Å/fs, rad/fs, rad/fs).
+    """
+    _check_shape(positions, velocities, icdef)
+    n = icdef.n_atoms
+    # Atoms, then the dummies reversed (D2, D1, D0): row index -1 (D0) becomes N + 2.
+    dummies = _dummy_points(positions).flip(0).expand(positions.shape[:-2] + (3, 3))
+    pts = torch.cat([positions, dummies], dim=-2)
+    vel = torch.cat([velocities, torch.zeros_like(dummies)], dim=-2)
+    idx = [torch.tensor([row[j] % (n + 3) for row in icdef.rows], device=positions.device)
+           for j in range(4)]
+    a, b, c, d = (Dual(pts.index_select(-2, i), vel.index_select(-2, i)) for i in idx)
+    r, theta, phi = distance(a, b), angle(a, b, c), dihedral(a, b, c, d)
+    q = torch.stack([r.v, theta.v, phi.v], dim=-1)
+    q_dot = torch.stack([r.d, theta.d, phi.d], dim=-1)
+    return q, q_dot
+
+
+def place_atom(ref1: Dual, ref2: Dual, ref3: Dual, r: Dual, theta: Dual, phi: Dual) -> Dual:
+    """Position (and velocity) of an atom at distance r from ref1, angle atom-ref1-ref2
+    theta and dihedral atom-ref1-ref2-ref3 phi (natural extension reference frame)."""
+    bc = d_unit(d_sub(ref1, ref2))
+    n = d_unit(d_cross(d_sub(ref2, ref3), bc))
+    m = d_cross(n, bc)
+    cos_t, sin_t = Dual(torch.cos(theta.v), -torch.sin(theta.v) * theta.d), \
+        Dual(torch.sin(theta.v), torch.cos(theta.v) * theta.d)
+    cos_p, sin_p = Dual(torch.cos(phi.v), -torch.sin(phi.v) * phi.d), \
+        Dual(torch.sin(phi.v), torch.cos(phi.v) * phi.d)
+    along = _mul(Dual(-r.v, -r.d), cos_t)
+    perp = _mul(r, sin_t)
+    return d_add(ref1, d_scale(along, bc), d_scale(_mul(perp, cos_p), m),
+                 d_scale(_mul(perp, sin_p), n))
+
+
+def _mul(a: Dual, b: Dual) -> Dual:
+    return Dual(a.v * b.v, a.d * b.v + a.v * b.d)
+
+
+def internal_to_cartesian(q: torch.Tensor, q_dot: torch.Tensor,
+                          icdef: ICDefinition) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse of :func:`cartesian_to_internal`: positions (..., N, 3) Å and exact
+    velocities (..., N, 3) Å/fs, in atom order, in the dummy-point frame."""
+    n = icdef.n_atoms
+    if q.shape[-2:] != (n, 3) or q_dot.shape != q.shape:
+        raise InputError(f"q and q_dot must have shape (..., {n}, 3), got {q.shape}, {q_dot.shape}")
+    shape = q.shape[:-2] + (3,)
+    zeros = torch.zeros(shape, dtype=q.dtype, device=q.device)
+    points: dict[int, Dual] = {
+        -1 - k: Dual(p.expand(shape), zeros) for k, p in enumerate(_dummy_points(q).unbind(0))}
+    for k, (atom, r1, r2, r3) in enumerate(icdef.rows):
+        r, theta, phi = (Dual(q[..., k, j], q_dot[..., k, j]) for j in range(3))
+        points[atom] = place_atom(points[r1], points[r2], points[r3], r, theta, phi)
+    pos = torch.stack([points[i].v for i in range(n)], dim=-2)
+    vel = torch.stack([points[i].d for i in range(n)], dim=-2)
+    return pos, vel
+
+
+# --- centre of mass and the initial body frame -------------------------------
+
+def centre_of_mass(x: torch.Tensor, masses: torch.Tensor) -> torch.Tensor:
+    """Mass-weighted mean of x (..., N, 3) with masses (N,) amu -> (..., 3)."""
+    w = (masses / masses.sum()).to(x.dtype)
+    return (x * w.unsqueeze(-1)).sum(-2)
+
+
+def body_frame_rotation(positions: torch.Tensor, icdef: ICDefinition) -> torch.Tensor:
+    """Rotation R (..., 3, 3) into the initial body frame, y = R (x - com), from
+    centre-of-mass positions (..., N, 3): rows e1 = unit(x_a0), e3 = unit(e1 x (x_a1 - x_a0)),
+    e2 = e3 x e1, where a0, a1 are the atoms of the first two IC rows."""
+    x0 = positions[..., icdef.rows[0][0], :]
+    x1 = positions[..., icdef.rows[1][0], :]
+    e1 = x0 / torch.linalg.vector_norm(x0, dim=-1, keepdim=True)
+    e3 = _cross(e1, x1 - x0)
+    e3 = e3 / torch.linalg.vector_norm(e3, dim=-1, keepdim=True)
+    return torch.stack([e1, _cross(e3, e1), e3], dim=-2)
+
+
+def rotate(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """Apply R (..., 3, 3) to every point of x (..., N, 3): y_n = R x_n."""
+    return torch.matmul(x, rotation.transpose(-1, -2))
+
+
+class Frame(NamedTuple):
+    """Where internal coordinates were taken: centre of mass (..., 3) Å, its velocity
+    (..., 3) Å/fs, and the rotation (..., 3, 3) from the lab into the dummy-point frame."""
+
+    com: torch.Tensor
+    com_velocity: torch.Tensor
+    rotation: torch.Tensor
+
+
+def to_internal(positions: torch.Tensor, velocities: torch.Tensor, masses: torch.Tensor,
+                icdef: ICDefinition, rotation: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, Frame]:
+    """Lab-frame positions (..., N, 3) Å and velocities (..., N, 3) Å/fs -> q, q_dot, frame.
+
+    The centre of mass and its velocity are removed; the rest is rotated by ``rotation``
+    (default: this structure's own initial body frame, :func:`body_frame_rotation`).
+    """
+    _check_shape(positions, velocities, icdef)
+    com, v_com = centre_of_mass(positions, masses), centre_of_mass(velocities, masses)
+    rel, vrel = positions - com.unsqueeze(-2), velocities - v_com.unsqueeze(-2)
+    if rotation is None:
+        rotation = body_frame_rotation(rel, icdef)
+    q, q_dot = cartesian_to_internal(rotate(rel, rotation), rotate(vrel, rotation), icdef)
+    return q, q_dot, Frame(com, v_com, rotation)
+
+
+def to_cartesian(q: torch.Tensor, q_dot: torch.Tensor, icdef: ICDefinition,
+                 frame: Frame) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse of :func:`to_internal`: lab-frame positions (..., N, 3) Å, velocities Å/fs."""
+    pos, vel = internal_to_cartesian(q, q_dot, icdef)
+    back = frame.rotation.transpose(-1, -2)
+    return (rotate(pos, back) + frame.com.unsqueeze(-2),
+            rotate(vel, back) + frame.com_velocity.unsqueeze(-2))
+
+
+def _check_shape(positions: torch.Tensor, velocities: torch.Tensor, icdef: ICDefinition) -> None:
+    n = icdef.n_atoms
+    if positions.shape[-2:] != (n, 3):
+        raise InputError(f"positions must have shape (..., {n}, 3), got {tuple(positions.shape)}")
+    if velocities.shape != positions.shape:
+        raise InputError(f"velocities shape {tuple(velocities.shape)} differs from positions "
+                         f"{tuple(positions.shape)}")
+
