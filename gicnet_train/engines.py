@@ -1,0 +1,121 @@
+"""Reference potential-energy engines as ASE calculators: GFN2-xTB, GFN1-xTB, ANI-1x.
+
+GFN2-xTB and GFN1-xTB come from tblite's ASE calculator.  ANI-1x is the 8-model
+ensemble whose NeuroChem parameter files ship inside the torchani 2.2.4 wheel; it
+is assembled here from those files with torchani's own loaders, because
+``torchani.models.ANI1x()`` looks for an info file that the wheel leaves empty and
+then tries to download the parameters.  ANI-1x runs in float64 so that NVE
+trajectories conserve energy as well as the integrator allows.
+
+All calculators return energies in eV and forces in eV/Å (ASE's convention).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from gicnet_runtime.errors import InputError
+
+
+@dataclasses.dataclass(frozen=True)
+class Engine:
+    """One reference engine.
+
+    Attributes:
+        name: gicnet's short name ("gfn2", "gfn1", "ani1x").
+        method: the method's proper name.
+        package: the Python distribution that provides it.
+        elements: atomic numbers it supports, or None for (nearly) all.
+    """
+
+    name: str
+    method: str
+    package: str
+    elements: tuple[int, ...] | None = None
+
+    def version(self) -> str:
+        """'<method> (<package> <version>)', recorded in every trajectory's provenance."""
+        try:
+            version = metadata.version(self.package)
+        except metadata.PackageNotFoundError:
+            raise InputError(f"engine {self.name} needs {self.package}: "
+                             "install gicnet[md]") from None
+        return f"{self.method} ({self.package} {version})"
+
+
+ENGINES = {
+    "gfn2": Engine("gfn2", "GFN2-xTB", "tblite"),
+    "gfn1": Engine("gfn1", "GFN1-xTB", "tblite"),
+    "ani1x": Engine("ani1x", "ANI-1x", "torchani", elements=(1, 6, 7, 8)),
+}
+_ANI1X_DIR = "ani-1x_8x"
+_ANI1X_CONSTANTS = "rHCNO-5.2R_16-3.5A_a4-8.params"
+_ANI1X_SELF_ENERGIES = "sae_linfit.dat"
+_ANI1X_ENSEMBLE_SIZE = 8
+
+
+def get_engine(name: str) -> Engine:
+    """The engine called ``name``; InputError naming the choices for anything else."""
+    if name not in ENGINES:
+        raise InputError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    return ENGINES[name]
+
+
+def check_elements(engine: Engine, atomic_numbers: np.ndarray) -> None:
+    """Raise InputError when ``engine`` cannot describe some of ``atomic_numbers`` (N,)."""
+    if engine.elements is None:
+        return
+    unsupported = sorted({int(z) for z in atomic_numbers} - set(engine.elements))
+    if unsupported:
+        raise InputError(f"{engine.method} supports atomic numbers {list(engine.elements)}, "
+                         f"not {unsupported}")
+
+
+def make_calculator(name: str):
+    """A fresh ASE calculator for engine ``name`` (energies eV, forces eV/Å)."""
+    engine = get_engine(name)
+    engine.version()  # fails early, with the install hint, when the package is missing
+    if engine.package == "tblite":
+        from tblite.ase import TBLite
+
+        return TBLite(method=engine.method, verbosity=0)
+    return _ani1x_calculator()
+
+
+def ani1x_resource_dir() -> Path:
+    """Folder of the ANI-1x NeuroChem files inside the installed torchani package."""
+    import torchani
+
+    folder = Path(torchani.__file__).parent / "resources" / _ANI1X_DIR
+    if not (folder / _ANI1X_CONSTANTS).is_file():
+        raise InputError(f"ANI-1x parameter files not found in {folder}: "
+                         "install torchani==2.2.4 (gicnet[md])")
+    return folder
+
+
+def build_ani1x_model():
+    """The ANI-1x ensemble as a float64 torch module mapping (species, coordinates Å) to
+    energies in Hartree; species are indices into ``model.species`` (H, C, N, O)."""
+    import torchani
+    from torchani import neurochem
+
+    folder = ani1x_resource_dir()
+    consts = neurochem.Constants(str(folder / _ANI1X_CONSTANTS))
+    aev_computer = torchani.AEVComputer(**consts)
+    energy_shifter = neurochem.load_sae(str(folder / _ANI1X_SELF_ENERGIES))
+    ensemble = neurochem.load_model_ensemble(consts.species, str(folder / "train"),
+                                             _ANI1X_ENSEMBLE_SIZE)
+    model = torchani.nn.Sequential(aev_computer, ensemble, energy_shifter).double()
+    model.species = list(consts.species)
+    return model
+
+
+def _ani1x_calculator():
+    import torchani
+
+    model = build_ani1x_model()
+    return torchani.ase.Calculator(model.species, model)
