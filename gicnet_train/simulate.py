@@ -180,7 +180,7 @@ def run_trajectory(settings: SimulationSettings, seed: int) -> Trajectory:
     Stationary(atoms, preserve_temperature=False)
     if settings.zero_angular_momentum:
         ZeroRotation(atoms, preserve_temperature=False)
-    traj = _run_nve(atoms, settings, info)
+    traj = run_nve(atoms, settings, info)
     n_dof = nve_degrees_of_freedom(len(atoms), is_linear(atoms), settings.zero_angular_momentum)
     # the second half only: the first relaxes from the start geometry's zero potential energy
     equilibrated_t = kinetic_temperature_K(equilibration_ke[n_eq // 2:], 3 * len(atoms))
@@ -211,7 +211,13 @@ def equilibrate(atoms, settings: SimulationSettings, rng) -> np.ndarray:
     return np.array(kinetic[1:])  # the observer also runs once before the first step
 
 
-def _run_nve(atoms, settings: SimulationSettings, info: dict) -> Trajectory:
+def run_nve(atoms, settings: SimulationSettings, info: dict) -> Trajectory:
+    """Run ``settings.n_nve_steps`` of velocity Verlet on ``atoms`` (with a calculator and
+    velocities) in place, saving every ``settings.save_every`` steps from step 0.
+
+    Returns the frames as a Trajectory (time from 0 fs, units as in the module docstring)
+    carrying ``info``.
+    """
     from ase import units
     from ase.md.verlet import VelocityVerlet
 
@@ -247,7 +253,12 @@ def run_trajectories(
     workers: int = 2,
     progress: bool = True,
 ) -> list[Trajectory]:
-    """:func:`run_trajectory` for each seed, in ``workers`` processes; results in seed order."""
+    """:func:`run_trajectory` for each seed, in ``workers`` processes; results in seed order.
+
+    The worker processes are spawned, so a calling script needs the usual
+    ``if __name__ == "__main__":`` guard.
+    """
+    validate(settings)
     return _parallel_map(_run_one, [(settings, s) for s in seeds], workers, progress)
 
 
@@ -264,6 +275,7 @@ def simulate_to_files(
     Files that already exist are kept and not recomputed (writes are atomic, so an
     existing file is complete); this lets an interrupted run resume.
     """
+    validate(settings)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / trajectory_file_name(settings.molecule, seed, fmt) for seed in seeds]
@@ -271,6 +283,15 @@ def simulate_to_files(
             if not path.exists()]
     _parallel_map(_run_and_write, todo, workers, progress)
     return paths
+
+
+def validate(settings: SimulationSettings) -> None:
+    """Fail early, in the calling process, on a bad molecule, engine or element set."""
+    from gicnet_train.engines import check_elements, get_engine
+
+    engine = get_engine(settings.engine)
+    engine.version()
+    check_elements(engine, load_molecule(settings.molecule).numbers)
 
 
 def trajectory_file_name(molecule: str, seed: int, fmt: str) -> str:
@@ -322,11 +343,14 @@ def _parallel_map(fn, items: list, workers: int, progress: bool) -> list:
     if not items:
         return results
     context = multiprocessing.get_context("spawn")
-    with bar, concurrent.futures.ProcessPoolExecutor(
-            min(workers, len(items)), mp_context=context,
-            initializer=_single_threaded) as pool:
-        futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
-        for future in concurrent.futures.as_completed(futures):
-            results[futures[future]] = future.result()
-            bar.update(1)
+    pool = concurrent.futures.ProcessPoolExecutor(
+        min(workers, len(items)), mp_context=context, initializer=_single_threaded)
+    try:
+        with bar:
+            futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+            for future in concurrent.futures.as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update(1)
+    finally:  # on an error, drop the queued trajectories instead of running them all
+        pool.shutdown(wait=True, cancel_futures=True)
     return results
