@@ -1,0 +1,230 @@
+"""Exported GICnet models: loading, one-segment prediction and long trajectories.
+
+A :class:`Model` is one exported network or an ensemble of members that share one
+description (same atoms, masses, tc and outputs).  :func:`load_model` opens a file, a
+folder of ``*.onnx`` files (an ensemble) or a list of files; with no path it opens the
+shipped model folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gicnet_runtime import propagate as _propagate
+from gicnet_runtime.description import ModelDescription
+from gicnet_runtime.ensemble import ENERGY_THRESHOLD_EV, reference_energy_eV, total_energy_error_eV
+from gicnet_runtime.errors import InputError, ModelError
+from gicnet_runtime.session import MAX_CHUNK_BYTES, Session
+from gicnet_runtime.timegrid import TIME_RTOL, frame_times_fs, segment_of
+from gicnet_runtime.trajectory import Trajectory
+
+#: The shipped model: every *.onnx in this folder is a member of the ensemble.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "exported" / "ethanol"
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """Frames predicted within one segment.  A leading B axis is absent when the initial
+    condition was given without one.
+
+    Attributes:
+        positions: (B, K, N, 3) Å.
+        velocities: (B, K, N, 3) Å/fs.
+        potential_energy: (B, K) eV, or None for a model without energy.
+        member: (B,) int, the ensemble member used for each initial condition.
+    """
+
+    positions: np.ndarray
+    velocities: np.ndarray
+    potential_energy: np.ndarray | None
+    member: np.ndarray
+
+
+class Model:
+    """An exported GICnet model: one network or an ensemble of members.
+
+    Attributes:
+        members: the members' sessions (one for a single network).
+        description: the shared :class:`ModelDescription` (the first member's).
+    """
+
+    def __init__(self, members: Sequence[Session]) -> None:
+        if not members:
+            raise ModelError("a model needs at least one member")
+        self.members = tuple(members)
+        self.description: ModelDescription = members[0].description
+        for other in self.members[1:]:
+            _check_same(self.members[0], other)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [m.path for m in self.members]
+
+    def predict(self, positions: np.ndarray, velocities: np.ndarray,
+                times_fs: np.ndarray) -> Prediction:
+        """Positions and velocities at the given times of one segment.
+
+        Args:
+            positions: (B, N, 3) or (N, 3) Å, the initial positions.
+            velocities: (B, N, 3) or (N, 3) Å/fs, the initial velocities.
+            times_fs: (K,) or (B, K) fs, any order, each within [0, tc].
+
+        Returns:
+            The frames in the order of ``times_fs`` (the network's raw output, lab frame).
+            An ensemble uses, per initial condition, the member with the smallest
+            total-energy error over the given times.
+        """
+        pos, vel, batched = self._state(positions, velocities)
+        times = self._times(times_fs, pos.shape[0])
+        select = len(self.members) > 1 and self.description.has_energy
+        if select:
+            times = np.concatenate([np.zeros((pos.shape[0], 1)), times], axis=1)
+        outs = [m.run(pos, vel, times) for m in self.members]
+        member = (_best_members(outs, vel, self.description) if select
+                  else np.zeros(pos.shape[0], dtype=np.int64))
+        rows = np.arange(pos.shape[0])
+        first = 1 if select else 0
+        picked = {name: np.stack([o[name] for o in outs])[member, rows, first:].astype(np.float64)
+                  for name in outs[0]}
+        _check_finite(picked, times[:, first:])
+        energy = picked.get("energy_t")
+        if not batched:
+            picked = {k: v[0] for k, v in picked.items()}
+            energy = None if energy is None else energy[0]
+        return Prediction(picked["positions_t"], picked["velocities_t"], energy, member)
+
+    def propagate(self, positions: np.ndarray, velocities: np.ndarray, duration_fs: float,
+                  dt_fs: float, *, energy_threshold_eV: float = ENERGY_THRESHOLD_EV,
+                  progress: Callable[[int], None] | None = None) -> list[Trajectory]:
+        """Long trajectories from B initial conditions, unrolled together by segments of tc.
+
+        Args:
+            positions: (B, N, 3) or (N, 3) Å.
+            velocities: (B, N, 3) or (N, 3) Å/fs.
+            duration_fs: trajectory length, fs.
+            dt_fs: output frame spacing, fs (any value; frames at 0, dt, ... <= duration).
+            energy_threshold_eV: a segment whose best member's total-energy error exceeds
+                this makes the runtime step back a segment and try the next member, eV.
+            progress: called with the number of segments just finished (of
+                B · :meth:`segment_count` in all).
+
+        Returns:
+            One :class:`Trajectory` per initial condition; see
+            :func:`gicnet_runtime.propagate.propagate` for what ``info`` records.
+        """
+        pos, vel, _ = self._state(positions, velocities)
+        return _propagate.propagate(self.members, pos, vel, duration_fs, dt_fs,
+                                    energy_threshold_eV=energy_threshold_eV, progress=progress)
+
+    def segment_count(self, duration_fs: float, dt_fs: float) -> int:
+        """Segments of tc needed for ``duration_fs`` with frames every ``dt_fs``."""
+        return int(segment_of(frame_times_fs(duration_fs, dt_fs), self.description.tc_fs)[-1]) + 1
+
+    def _state(self, positions, velocities) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Validated (B, N, 3) float64 positions and velocities, and whether B was given."""
+        pos = np.asarray(positions, dtype=np.float64)
+        vel = np.asarray(velocities, dtype=np.float64)
+        batched = pos.ndim == 3
+        n_atoms = self.description.n_atoms
+        if pos.ndim not in (2, 3) or pos.shape[-2:] != (n_atoms, 3):
+            raise InputError(f"positions must have shape (B, {n_atoms}, 3) or ({n_atoms}, 3) "
+                             f"for this model, got {pos.shape}")
+        if vel.shape != pos.shape:
+            raise InputError(f"velocities shape {vel.shape} differs from positions {pos.shape}")
+        for name, arr in (("positions", pos), ("velocities", vel)):
+            if not np.all(np.isfinite(arr)):
+                raise InputError(f"{name} contain NaN or inf")
+        return (pos, vel, True) if batched else (pos[None], vel[None], False)
+
+    def _times(self, times_fs, n_batch: int) -> np.ndarray:
+        """Validated (B, K) float64 times within [0, tc]."""
+        times = np.asarray(times_fs, dtype=np.float64)
+        if times.ndim == 1:
+            times = np.broadcast_to(times, (n_batch, times.size))
+        if times.ndim != 2 or times.shape[0] != n_batch or times.shape[1] == 0:
+            raise InputError(f"times_fs must have shape (K,) or ({n_batch}, K), got {times.shape}")
+        tc = self.description.tc_fs
+        if not np.all(np.isfinite(times)):
+            raise InputError("times_fs contain NaN or inf")
+        slack = TIME_RTOL * tc
+        if np.any(times < -slack) or np.any(times > tc + slack):
+            raise InputError(f"times must lie within the segment [0, {tc:g}] fs; got "
+                             f"{times.min():g} .. {times.max():g} fs")
+        return np.clip(times, 0.0, tc)
+
+
+def load_model(path: str | os.PathLike | Sequence[str | os.PathLike] | None = None, *,
+               device: str = "auto", providers: Sequence[str] | None = None,
+               threads: int | None = None, max_chunk_bytes: int = MAX_CHUNK_BYTES) -> Model:
+    """Open an exported model.
+
+    Args:
+        path: an ``.onnx`` file; a folder whose ``*.onnx`` files form an ensemble; a list
+            of files (an ensemble); or None for the shipped model (``DEFAULT_MODEL_DIR``).
+        device: ``"auto"`` (CUDA when it truly works, else CPU), ``"cpu"`` or ``"cuda"``.
+        providers: explicit onnxruntime providers; they win over ``device``.
+        threads: onnxruntime intra-op threads (default: onnxruntime's choice).
+        max_chunk_bytes: bound on one onnxruntime call's outputs, bytes.
+    """
+    files = model_files(path)
+    return Model([Session(f, device=device, providers=providers, threads=threads,
+                          max_chunk_bytes=max_chunk_bytes) for f in files])
+
+
+def model_files(path: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[Path]:
+    """The model files that ``path`` names (see :func:`load_model`)."""
+    if path is None:
+        if not DEFAULT_MODEL_DIR.is_dir():
+            raise ModelError(f"no model given and the shipped model folder {DEFAULT_MODEL_DIR} "
+                             "does not exist; pass a model path")
+        path = DEFAULT_MODEL_DIR
+    if isinstance(path, (str, os.PathLike)):
+        path = Path(path)
+        if path.is_dir():
+            files = sorted(path.glob("*.onnx"))
+            if not files:
+                raise ModelError(f"model folder {path} holds no .onnx files")
+            return files
+        return [path]
+    files = [Path(p) for p in path]
+    if not files:
+        raise ModelError("no model files given")
+    return files
+
+
+def _check_same(first: Session, other: Session) -> None:
+    a, b = first.description, other.description
+    same = (a.atomic_numbers == b.atomic_numbers and a.tc_fs == b.tc_fs
+            and a.has_energy == b.has_energy
+            and np.allclose(a.masses_amu, b.masses_amu, rtol=1e-6, atol=0.0))
+    if not same:
+        raise ModelError(f"ensemble members {first.path.name} and {other.path.name} differ in "
+                         "atoms, masses, tc or energy output")
+
+
+def _best_members(outs: list[dict[str, np.ndarray]], velocities0: np.ndarray,
+                  desc: ModelDescription) -> np.ndarray:
+    """Per initial condition, the member with the smallest total-energy error: (B,) int.
+
+    The outputs' first time is t = 0, which gives the reference energy."""
+    masses = np.asarray(desc.masses_amu)
+    energy = np.stack([o["energy_t"] for o in outs]).astype(np.float64)
+    vel = np.stack([o["velocities_t"] for o in outs]).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        reference = reference_energy_eV(energy[:, :, 0], velocities0, masses)
+    errors = total_energy_error_eV(energy, vel, masses, reference)
+    return np.argmin(errors, axis=0)
+
+
+def _check_finite(picked: dict[str, np.ndarray], times: np.ndarray) -> None:
+    for name, value in picked.items():
+        bad = ~np.isfinite(value.reshape(value.shape[0], value.shape[1], -1)).all(axis=-1)
+        if bad.any():
+            b, k = np.argwhere(bad)[0]
+            raise ModelError(f"the model predicted non-finite {name} for initial condition "
+                             f"{b} at t = {times[b, k]:g} fs")

@@ -1,0 +1,228 @@
+"""Long trajectories: unrolling a 4D model segment by segment.
+
+A GICnet model predicts one segment [0, tc] from a start state; a trajectory of any
+length is the chain of segments in which each segment's end state is the next one's
+start.  Per segment, for all trajectories at once (one batch per member):
+
+1. every ensemble member predicts the segment at the output frames that fall in it and
+   at ``ENERGY_CHECKS_PER_SEGMENT`` evenly spaced check times (the last is the end, tc);
+2. the centre of mass is put back on its straight line and the velocities are given
+   back the initial linear and angular momentum (:mod:`gicnet_runtime.momentum`);
+3. members whose prediction is non-finite, flies apart (an atom more than
+   ``EXPLOSION_MARGIN_A`` beyond the initial molecule's extent) or moves faster than
+   ``MAX_SPEED_A_PER_FS`` count as failed;
+4. members are ranked by total-energy error (:mod:`gicnet_runtime.ensemble`) and
+   :class:`gicnet_runtime.unroll.Unroll` accepts, steps back or stops the trajectory.
+
+The result is one :class:`Trajectory` per initial condition, with frames at 0, dt, 2 dt,
+... <= duration, kinetic energy from the velocities, potential energy from the model
+(when it has one) and the per-segment choices in ``info``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from gicnet_runtime import momentum as mom
+from gicnet_runtime.ensemble import (
+    ENERGY_THRESHOLD_EV,
+    Ranking,
+    reference_energy_eV,
+    total_energy_error_eV,
+)
+from gicnet_runtime.errors import InputError, ModelError
+from gicnet_runtime.session import Session
+from gicnet_runtime.timegrid import frame_times_fs, segment_of
+from gicnet_runtime.trajectory import Trajectory
+from gicnet_runtime.unroll import Candidate, Unroll
+
+#: Times per segment at which energy and geometry are checked (besides the frames).
+ENERGY_CHECKS_PER_SEGMENT = 10
+#: An atom this much farther from the centre of mass than any atom at t = 0 means the
+#: prediction exploded, Å.
+EXPLOSION_MARGIN_A = 10.0
+#: A speed above this means the prediction exploded, Å/fs (100 km/s; thermal H ~0.02).
+MAX_SPEED_A_PER_FS = 1.0
+
+
+def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np.ndarray,
+              duration_fs: float, dt_fs: float, *,
+              energy_threshold_eV: float = ENERGY_THRESHOLD_EV,
+              progress: Callable[[int], None] | None = None) -> list[Trajectory]:
+    """Unroll trajectories from B initial conditions (see the module docstring).
+
+    Args:
+        sessions: the ensemble's members (one for a single model), sharing a description.
+        positions: (B, N, 3) Å, validated.
+        velocities: (B, N, 3) Å/fs, validated.
+        duration_fs: length of the trajectories, fs.
+        dt_fs: spacing of the output frames, fs (any value, independent of tc).
+        energy_threshold_eV: largest acceptable total-energy error of a segment, eV.
+        progress: called with the number of newly accepted segments (of B·S in all).
+
+    Returns:
+        B trajectories.  One that failed numerically ends at its last good segment and
+        says why in ``info["failure"]``.
+    """
+    desc = sessions[0].description
+    masses = np.asarray(desc.masses_amu, dtype=np.float64)
+    frames = frame_times_fs(duration_fs, dt_fs)
+    if frames.size < 2:
+        raise InputError(f"dt_fs {dt_fs} is longer than duration_fs {duration_fs}: no frames")
+    if not energy_threshold_eV > 0:
+        raise InputError(f"energy threshold must be positive, got {energy_threshold_eV} eV")
+    frame_segment = segment_of(frames, desc.tc_fs)
+    per_segment = [frames[frame_segment == s] for s in range(int(frame_segment[-1]) + 1)]
+    unrolls = [Unroll(p, v, mom.linear_momentum(v, masses), mom.angular_momentum(p, v, masses),
+                      mom.centre_of_mass(p, masses)) for p, v in zip(positions, velocities)]
+    potential0 = _initial_potential(sessions, positions, velocities)
+    reference = (reference_energy_eV(potential0, velocities, masses)
+                 if potential0 is not None else None)
+    limits = _extent_A(positions, masses) + EXPLOSION_MARGIN_A
+    step = _Step(sessions, masses, desc.tc_fs, per_segment)
+    while active := [i for i, u in enumerate(unrolls)
+                     if u.failure is None and u.segment < len(per_segment)]:
+        candidates = step.predict([unrolls[i] for i in active],
+                                  None if reference is None else reference[active],
+                                  limits[active])
+        done = sum(unrolls[i].offer(c, energy_threshold_eV) for i, c in zip(active, candidates))
+        if progress is not None and done:
+            progress(done)
+    info = {"engine": "gicnet", "models": [s.path.name for s in sessions],
+            "tc_fs": desc.tc_fs, "dt_fs": float(dt_fs), "duration_fs": float(duration_fs),
+            "energy_threshold_eV": float(energy_threshold_eV)}
+    return [_trajectory(u, i, desc, masses, potential0, info) for i, u in enumerate(unrolls)]
+
+
+def _initial_potential(sessions: Sequence[Session], positions: np.ndarray,
+                       velocities: np.ndarray) -> np.ndarray | None:
+    """Each member's potential energy at t = 0: (M, B) eV, or None without energy."""
+    if not sessions[0].description.has_energy:
+        return None
+    zero = np.zeros((positions.shape[0], 1))
+    potential = np.stack([s.run(positions, velocities, zero)["energy_t"][:, 0]
+                          for s in sessions]).astype(np.float64)
+    if not np.all(np.isfinite(potential)):
+        bad = np.argwhere(~np.isfinite(potential))[0]
+        raise ModelError(f"model {sessions[bad[0]].path.name} gives a non-finite potential "
+                         f"energy at t = 0 for initial condition {bad[1]}")
+    return potential
+
+
+def _extent_A(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
+    """Largest atom distance from the centre of mass: (..., N, 3) Å -> (...) Å."""
+    rel = positions - mom.centre_of_mass(positions, masses)[..., None, :]
+    return np.max(np.linalg.norm(rel, axis=-1), axis=-1)
+
+
+class _Step:
+    """One batched prediction of the current segment of several trajectories."""
+
+    def __init__(self, sessions: Sequence[Session], masses: np.ndarray, tc_fs: float,
+                 per_segment: list[np.ndarray]) -> None:
+        self.sessions, self.masses, self.tc_fs = sessions, masses, tc_fs
+        self.per_segment = per_segment
+        self.checks_fs = tc_fs * np.arange(1, ENERGY_CHECKS_PER_SEGMENT + 1) \
+            / ENERGY_CHECKS_PER_SEGMENT
+
+    def predict(self, unrolls: list[Unroll], reference: np.ndarray | None,
+                limits: np.ndarray) -> list[Candidate]:
+        """Every member's prediction of each trajectory's current segment."""
+        starts = [u.start() for u in unrolls]
+        local, n_frames = self._times(unrolls)
+        outs = [s.run(np.stack([p for p, _ in starts]), np.stack([v for _, v in starts]), local)
+                for s in self.sessions]
+        pos = np.stack([o["positions_t"] for o in outs]).astype(np.float64)
+        vel = np.stack([o["velocities_t"] for o in outs]).astype(np.float64)
+        finite = np.all(np.isfinite(pos) & np.isfinite(vel), axis=(2, 3, 4))
+        energy = None
+        if reference is not None:
+            energy = np.stack([o["energy_t"] for o in outs]).astype(np.float64)
+            finite &= np.all(np.isfinite(energy), axis=2)
+        keep = finite[..., None, None, None]
+        pos, vel = self._restored(unrolls, local, np.where(keep, pos, 0.0),
+                                  np.where(keep, vel, 0.0))
+        errors = np.zeros(finite.shape)
+        if energy is not None:
+            errors = total_energy_error_eV(energy, vel, self.masses, reference)
+        reasons = _failures(finite, pos, vel, self.masses, limits)
+        errors = np.where(reasons == "", errors, np.inf)
+        return [self._candidate(u, a, n_frames[a], pos, vel, energy, errors, reasons)
+                for a, u in enumerate(unrolls)]
+
+    def _times(self, unrolls: list[Unroll]) -> tuple[np.ndarray, list[int]]:
+        """Local times (A, K) fs: the check times, then each segment's frames, padded with tc."""
+        rows = []
+        for u in unrolls:
+            frames = self.per_segment[u.segment] - u.segment * self.tc_fs
+            rows.append(np.concatenate([self.checks_fs, np.clip(frames, 0.0, self.tc_fs)]))
+        width = max(len(r) for r in rows)
+        local = np.full((len(rows), width), self.tc_fs)
+        for a, r in enumerate(rows):
+            local[a, :len(r)] = r
+        return local, [len(r) - len(self.checks_fs) for r in rows]
+
+    def _restored(self, unrolls: list[Unroll], local: np.ndarray, pos: np.ndarray,
+                  vel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Centre of mass on its line, initial momenta restored: (M, A, K, N, 3) each."""
+        start = np.array([u.segment * self.tc_fs for u in unrolls])
+        t = start[:, None] + local
+        p0 = np.stack([u.momentum0 for u in unrolls])[:, None, :]
+        l0 = np.stack([u.angular0 for u in unrolls])[:, None, :]
+        com = np.stack([u.com0 for u in unrolls])[:, None, :] + p0 / self.masses.sum() * t[..., None]
+        pos = mom.restore_centre_of_mass(pos, self.masses, com)
+        return pos, mom.restore_momentum(pos, vel, self.masses, p0, l0)
+
+    def _candidate(self, u: Unroll, a: int, n_frames: int, pos, vel, energy, errors,
+                   reasons) -> Candidate:
+        checks = len(self.checks_fs)
+        frames = slice(checks, checks + n_frames)
+        ranking = Ranking(errors[:, a])
+        failure = None
+        if not np.isfinite(ranking.error_eV):
+            t0 = u.segment * self.tc_fs
+            failure = (f"{reasons[ranking.member, a]} between t = {t0:g} and "
+                       f"{t0 + self.tc_fs:g} fs")
+        return Candidate(
+            times_fs=self.per_segment[u.segment], positions=pos[:, a, frames],
+            velocities=vel[:, a, frames],
+            potential_eV=None if energy is None else energy[:, a, frames],
+            end_positions=pos[:, a, checks - 1], end_velocities=vel[:, a, checks - 1],
+            ranking=ranking, members=np.arange(len(self.sessions)), failure=failure)
+
+
+def _failures(finite: np.ndarray, pos: np.ndarray, vel: np.ndarray, masses: np.ndarray,
+              limits: np.ndarray) -> np.ndarray:
+    """Why each member's prediction of each trajectory failed: (M, A) str, "" when it did not."""
+    extent = np.max(_extent_A(pos, masses), axis=-1)
+    speed = np.max(np.linalg.norm(vel, axis=-1), axis=(-2, -1))
+    reasons = np.full(finite.shape, "", dtype=object)
+    reasons[speed > MAX_SPEED_A_PER_FS] = f"an atom faster than {MAX_SPEED_A_PER_FS} Å/fs"
+    reasons[extent > limits[None, :]] = "exploding geometry"
+    reasons[~finite] = "non-finite prediction"
+    return reasons
+
+
+def _trajectory(u: Unroll, index: int, desc, masses: np.ndarray,
+                potential0: np.ndarray | None, info: dict) -> Trajectory:
+    """Assemble one unrolled trajectory: the initial frame, then every accepted segment."""
+    parts = [c.frames() for c in u.accepted]
+    first = u.accepted[0].member if u.accepted else 0
+    times = np.concatenate([[0.0]] + [p[0] for p in parts])
+    positions = np.concatenate([u.positions0[None]] + [p[1] for p in parts])
+    velocities = np.concatenate([u.velocities0[None]] + [p[2] for p in parts])
+    potential = None
+    if potential0 is not None:
+        potential = np.concatenate([[potential0[first, index]]] + [p[3] for p in parts])
+    info = dict(info, segment_members=[c.member for c in u.accepted],
+                backtracks=u.backtracks, segments_over_threshold=list(u.over_threshold))
+    if potential0 is not None:
+        info["segment_energy_error_eV"] = [c.error_eV for c in u.accepted]
+    if u.failure is not None:
+        info["failure"] = f"trajectory {index}: {u.failure}"
+    return Trajectory(time_fs=times, positions=positions, velocities=velocities,
+                      atomic_numbers=np.asarray(desc.atomic_numbers), masses=masses,
+                      potential_energy=potential,
+                      kinetic_energy=mom.kinetic_energy_eV(velocities, masses), info=info)
