@@ -62,7 +62,7 @@ def read_npz(path: Path, frame_spacing_fs: float | None = None,
     """Read an MLatom npz trajectory (see the module docstring for keys and units)."""
     factor = _energy_factor(energy_unit)
     with np.load(path, allow_pickle=False) as data:
-        arrays = {key: np.asarray(data[key]) for key in data.files}
+        arrays = {key: _array(data, key) for key in data.files}
     for key in ("xyz", "m"):
         if key not in arrays:
             raise InputError(f"npz file has no {key!r} array")
@@ -78,6 +78,14 @@ def read_npz(path: Path, frame_spacing_fs: float | None = None,
         raise InputError("npz 'info' is not a JSON object")
     return Trajectory(_times(arrays, positions.shape[0], frame_spacing_fs), positions,
                       arrays["v"], z, masses, info=info, **energies)
+
+
+def _array(data, key: str) -> np.ndarray:
+    try:
+        return np.asarray(data[key])
+    except ValueError:
+        raise InputError(f"npz array {key!r} holds pickled objects, which gicnet never loads"
+                         ) from None
 
 
 def _times(arrays: dict, n_frames: int, frame_spacing_fs: float | None) -> np.ndarray:

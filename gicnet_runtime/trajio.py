@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import uuid
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -92,11 +92,11 @@ def read_trajectory(
         raise InputError(f"trajectory file not found: {path}")
     try:
         traj = _read(path, kind, frame_spacing_fs, npz_energy_unit)
+        _check_energies_finite(traj)
     except InputError as err:
         raise InputError(f"{path}: {_one_line(err)}") from None
     except READ_FAILURES as err:
         raise InputError(f"cannot read {kind} file {path}: {_one_line(err)}") from None
-    _check_energies_finite(traj)
     return traj
 
 
@@ -172,10 +172,12 @@ def _write(traj: Trajectory, path: Path, kind: str, energy_unit: str) -> None:
 
 @contextlib.contextmanager
 def _atomic_target(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    The writer creates the temporary file itself, so it gets the usual permissions
+    (mkstemp would make it private to the user).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         yield tmp
         os.replace(tmp, path)
