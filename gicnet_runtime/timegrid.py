@@ -51,11 +51,6 @@ def frame_times_fs(duration_fs: float, dt_fs: float) -> np.ndarray:
     return dt_fs * np.arange(count, dtype=np.float64)
 
 
-def segment_count(end_fs: float, tc_fs: float) -> int:
-    """Number of segments of length ``tc_fs`` needed to reach ``end_fs``."""
-    return max(1, math.ceil(end_fs / tc_fs * (1 - TIME_RTOL)))
-
-
 def segment_of(times_fs: np.ndarray, tc_fs: float) -> np.ndarray:
     """Segment index of each time: (F,) fs -> (F,) int; -1 for t = 0 (the initial frame)."""
     scaled = np.asarray(times_fs, dtype=np.float64) / tc_fs

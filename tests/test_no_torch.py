@@ -1,0 +1,65 @@
+"""The runtime never imports torch (nor onnx), not even through the CLI.
+
+Each check runs in a fresh interpreter, since the test process itself imports torch.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gicnet_runtime.trajectory import Trajectory
+from gicnet_runtime.trajio import read_trajectory, write_trajectory
+from tests.onnx_fixtures import (
+    ETHANOL_MASSES_AMU,
+    ETHANOL_POSITIONS_A,
+    ETHANOL_Z,
+    thermal_velocities,
+    write_model,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+FORBIDDEN = ("torch", "onnx", "gicnet_train")
+
+
+def _run_clean(code: str) -> None:
+    check = f"\nimport sys\nbad = [m for m in {FORBIDDEN!r} if m in sys.modules]\n" \
+            "assert not bad, f'imported {bad}'\n"
+    result = subprocess.run([sys.executable, "-c", code + check], check=False, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("notorch")
+    init = folder / "init.extxyz"
+    write_trajectory(Trajectory(time_fs=[0.0], positions=ETHANOL_POSITIONS_A[None],
+                                velocities=thermal_velocities(0, count=1),
+                                atomic_numbers=ETHANOL_Z, masses=ETHANOL_MASSES_AMU), init)
+    return {"init": init, "model": write_model(folder / "m.onnx"), "out": folder / "out.h5"}
+
+
+def test_import_and_help():
+    _run_clean(
+        "import gicnet_runtime, gicnet_runtime.model, gicnet_runtime.propagate\n"
+        "from click.testing import CliRunner\nimport cli\n"
+        "for cmd in ('predict', 'propagate', 'info'):\n"
+        "    r = CliRunner().invoke(cli.main, [cmd, '--help'])\n"
+        "    assert r.exit_code == 0, r.output\n")
+
+
+def test_real_propagate_and_predict(files):
+    m, init, out = (str(files[k]) for k in ("model", "init", "out"))
+    _run_clean(
+        "from click.testing import CliRunner\nimport cli\n"
+        f"r = CliRunner().invoke(cli.main, ['propagate', '--model', {m!r}, '--init', {init!r},"
+        f" '--duration-fs', '20', '--dt-fs', '1', '--out', {out!r}])\n"
+        "assert r.exit_code == 0, r.output + r.stderr\n"
+        f"r = CliRunner().invoke(cli.main, ['predict', '--model', {m!r}, '--init', {init!r},"
+        f" '--times', '0:10:1', '--out', {out!r}])\n"
+        "assert r.exit_code == 0, r.output + r.stderr\n"
+        f"r = CliRunner().invoke(cli.main, ['info', '--model', {m!r}])\n"
+        "assert r.exit_code == 0, r.output + r.stderr\n")
+    assert read_trajectory(files["out"]).n_frames == 11  # the predict frames

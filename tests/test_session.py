@@ -1,0 +1,103 @@
+"""The onnxruntime session: contract checks, bad files, providers, chunking."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from gicnet_runtime.errors import GicnetError, ModelError
+from gicnet_runtime.session import CPU, Session, _chunks, cuda_available
+from tests.onnx_fixtures import ETHANOL_POSITIONS_A, description, thermal_velocities, write_model
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return write_model(tmp_path_factory.mktemp("session") / "free.onnx")
+
+
+def test_opens_and_reads_the_description(model_path):
+    session = Session(model_path, device="cpu", threads=1)
+    assert session.providers == [CPU]
+    assert session.description == description()
+
+
+def test_auto_device_is_silent_and_falls_back_to_cpu(model_path, capfd):
+    session = Session(model_path, device="auto")
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+    if not cuda_available():
+        assert session.providers == [CPU]
+
+
+def test_cuda_without_a_gpu_is_a_one_line_error(model_path):
+    if cuda_available():
+        pytest.skip("a CUDA GPU is present")
+    with pytest.raises(GicnetError, match="no usable CUDA GPU") as err:
+        Session(model_path, device="cuda")
+    assert "\n" not in str(err.value)
+
+
+def test_explicit_providers_win(model_path):
+    assert Session(model_path, device="cuda", providers=[CPU]).providers == [CPU]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"this is not an onnx file", "cannot load model"),
+    (None, "cannot load model"),  # truncated
+])
+def test_corrupted_files_raise_model_error(tmp_path, model_path, content, message):
+    bad = tmp_path / "bad.onnx"
+    data = model_path.read_bytes()
+    bad.write_bytes(content if content is not None else data[: len(data) // 2])
+    with pytest.raises(ModelError, match=message):
+        Session(bad, device="cpu")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        Session(tmp_path / "nope.onnx")
+
+
+def _identity_model(path, metadata=None, output="positions_t"):
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+              for n in ("positions", "velocities", "times")]
+    out = helper.make_tensor_value_info(output, TensorProto.FLOAT, None)
+    graph = helper.make_graph([helper.make_node("Identity", ["positions"], [output])], "g",
+                              inputs, [out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if metadata:
+        helper.set_model_props(model, metadata)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_foreign_onnx_without_metadata(tmp_path):
+    with pytest.raises(ModelError, match="no gicnet metadata"):
+        Session(_identity_model(tmp_path / "foreign.onnx"), device="cpu")
+
+
+def test_model_lacking_an_output(tmp_path):
+    path = _identity_model(tmp_path / "partial.onnx", description().to_metadata())
+    with pytest.raises(ModelError, match="lacks output 'velocities_t'"):
+        Session(path, device="cpu")
+
+
+def test_chunks_cover_every_row_and_time_once():
+    seen = np.zeros((7, 5), dtype=int)
+    for rows, cols in _chunks(7, 5, 9, max_bytes=500):
+        seen[rows, cols] += 1
+    np.testing.assert_array_equal(seen, 1)
+
+
+def test_chunked_run_equals_one_call(model_path):
+    rng = np.random.default_rng(0)
+    pos = ETHANOL_POSITIONS_A + rng.normal(0, 0.05, (6, 9, 3))
+    vel = thermal_velocities(1, count=6)
+    times = rng.uniform(0, 10, (6, 4))
+    whole = Session(model_path, device="cpu").run(pos, vel, times)
+    small = Session(model_path, device="cpu", max_chunk_bytes=1000).run(pos, vel, times)
+    for name in whole:
+        np.testing.assert_array_equal(small[name], whole[name])
+    np.testing.assert_allclose(whole["positions_t"],
+                               pos[:, None] + vel[:, None] * times[..., None, None], atol=1e-5)
