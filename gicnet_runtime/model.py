@@ -177,23 +177,21 @@ def load_model(path: str | os.PathLike | Sequence[str | os.PathLike] | None = No
 
 
 def model_files(path: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[Path]:
-    """The model files that ``path`` names (see :func:`load_model`)."""
+    """The model files that ``path`` names (see :func:`load_model`); folders are expanded."""
     if path is None:
         if not DEFAULT_MODEL_DIR.is_dir():
             raise ModelError(f"no model given and the shipped model folder {DEFAULT_MODEL_DIR} "
                              "does not exist; pass a model path")
         path = DEFAULT_MODEL_DIR
-    if isinstance(path, (str, os.PathLike)):
-        path = Path(path)
-        if path.is_dir():
-            files = sorted(path.glob("*.onnx"))
-            if not files:
-                raise ModelError(f"model folder {path} holds no .onnx files")
-            return files
-        return [path]
-    files = [Path(p) for p in path]
-    if not files:
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths:
         raise ModelError("no model files given")
+    files = []
+    for item in map(Path, paths):
+        found = sorted(item.glob("*.onnx")) if item.is_dir() else [item]
+        if not found:
+            raise ModelError(f"model folder {item} holds no .onnx files")
+        files += found
     return files
 
 

@@ -112,3 +112,10 @@ def test_bad_inputs_raise_input_error(models, change, message):
     model = load_model(models["free"], device="cpu")
     with pytest.raises(InputError, match=message):
         model.predict(*change(pos, vel, TIMES_FS))
+
+
+def test_folders_in_a_list_are_expanded(models, tmp_path):
+    files = model_files([models["free"], models["free"].parent])
+    assert files[0] == models["free"] and len(files) == 1 + len(models)
+    with pytest.raises(ModelError, match="holds no .onnx files"):
+        model_files([tmp_path])
