@@ -35,7 +35,7 @@ __all__ = [
 
 def linear_momentum(velocities: np.ndarray, masses: np.ndarray) -> np.ndarray:
     """Total linear momentum.  velocities: (..., N, 3) Å/fs -> (..., 3) amu·Å/fs."""
-    return np.einsum("...ni,n->...i", velocities, masses)
+    return np.matmul(masses, velocities)
 
 
 def angular_momentum(positions: np.ndarray, velocities: np.ndarray,
@@ -44,16 +44,23 @@ def angular_momentum(positions: np.ndarray, velocities: np.ndarray,
 
     positions: (..., N, 3) Å; velocities: (..., N, 3) Å/fs -> (..., 3) amu·Å²/fs.
     """
-    rel = positions - centre_of_mass(positions, masses)[..., None, :]
-    return np.einsum("...ni,n->...i", np.cross(rel, velocities), masses)
+    return np.matmul(masses, _cross(_relative(positions, masses), velocities))
 
 
 def inertia_tensor(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
     """Inertia tensor about the centre of mass.  positions: (..., N, 3) Å -> (..., 3, 3) amu·Å²."""
-    rel = positions - centre_of_mass(positions, masses)[..., None, :]
-    r2 = np.einsum("...ni,...ni,n->...", rel, rel, masses)
-    outer = np.einsum("...ni,...nj,n->...ij", rel, rel, masses)
-    return r2[..., None, None] * np.eye(3) - outer
+    return _inertia(_relative(positions, masses), masses)
+
+
+def _relative(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
+    """Positions relative to the centre of mass, (..., N, 3) Å."""
+    return positions - centre_of_mass(positions, masses)[..., None, :]
+
+
+def _inertia(rel: np.ndarray, masses: np.ndarray) -> np.ndarray:
+    weighted = rel * masses[:, None]
+    outer = np.matmul(np.swapaxes(weighted, -1, -2), rel)
+    return np.trace(outer, axis1=-2, axis2=-1)[..., None, None] * np.eye(3) - outer
 
 
 def kinetic_energy_eV(velocities: np.ndarray, masses: np.ndarray) -> np.ndarray:
@@ -85,12 +92,34 @@ def restore_momentum(positions: np.ndarray, velocities: np.ndarray, masses: np.n
     masses = np.asarray(masses, dtype=np.float64)
     shift = (linear_momentum(velocities, masses) - momentum) / masses.sum()
     velocities = velocities - shift[..., None, :]
-    excess = angular_momentum(positions, velocities, masses) - angular
-    inverse = np.linalg.pinv(inertia_tensor(positions, masses), rcond=INERTIA_RCOND,
-                             hermitian=True)
-    omega = np.einsum("...ij,...j->...i", inverse, excess)
-    rel = positions - centre_of_mass(positions, masses)[..., None, :]
-    return velocities - np.cross(omega[..., None, :], rel)
+    rel = _relative(positions, masses)
+    excess = np.matmul(masses, _cross(rel, velocities)) - angular
+    omega = np.matmul(_pseudo_inverse(_inertia(rel, masses)), excess[..., None])[..., 0]
+    return velocities - _cross(omega[..., None, :], rel)
+
+
+def _pseudo_inverse(inertia: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) symmetric: the adjugate over the determinant (fast), or the pseudo-inverse
+    with cut-off ``INERTIA_RCOND`` where the tensor is (nearly) singular (linear molecules)."""
+    rows = [inertia[..., i, :] for i in range(3)]
+    adjugate = np.stack([_cross(rows[1], rows[2]), _cross(rows[2], rows[0]),
+                         _cross(rows[0], rows[1])], axis=-1)
+    det = np.sum(rows[0] * adjugate[..., 0], axis=-1)
+    trace = np.trace(inertia, axis1=-2, axis2=-1)
+    singular = ~(det > INERTIA_RCOND * trace**3)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse = adjugate / det[..., None, None]
+    if np.any(singular):
+        inverse[singular] = np.linalg.pinv(inertia[singular], rcond=INERTIA_RCOND,
+                                           hermitian=True)
+    return inverse
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product over the last axis, broadcast (numpy's np.cross is several times slower)."""
+    return np.stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
+                     a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+                     a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]], axis=-1)
 
 
 def restore_centre_of_mass(positions: np.ndarray, masses: np.ndarray,

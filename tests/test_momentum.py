@@ -85,3 +85,13 @@ def test_restore_centre_of_mass():
     out = mom.restore_centre_of_mass(PAIR_POSITIONS[None], PAIR_MASSES, target)
     np.testing.assert_allclose(mom.centre_of_mass(out, PAIR_MASSES), target, atol=1e-14)
     np.testing.assert_allclose(out[0, 1] - out[0, 0], [4.0, 0.0, 0.0], atol=1e-14)
+
+
+def test_fast_inverse_agrees_with_the_pseudo_inverse():
+    rng = np.random.default_rng(5)
+    masses = rng.uniform(1.0, 16.0, 6)
+    pos = rng.normal(0.0, 1.5, (20, 6, 3))
+    pos[:3] = pos[:3, :1] + np.linspace(0, 3, 6)[:, None] * [1.0, 2.0, -0.5]  # three linear
+    inertia = mom.inertia_tensor(pos, masses)
+    expected = np.linalg.pinv(inertia, rcond=mom.INERTIA_RCOND, hermitian=True)
+    np.testing.assert_allclose(mom._pseudo_inverse(inertia), expected, rtol=1e-9, atol=1e-12)
