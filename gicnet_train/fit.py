@@ -1,0 +1,140 @@
+"""`gicnet train`: from trajectory files to a trained ensemble in a run folder.
+
+Run folder layout::
+
+    run.json            config, molecule, IC rows, data files, split
+    energy/model.pt     the auxiliary energy model (+ energy/metrics.json)
+    member_K/           last.pt, best.pt, history.json, final.json for member K
+    summary.json        validation metrics of every member
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gicnet_runtime.errors import InputError
+from gicnet_runtime.icdef import ICDefinition
+from gicnet_runtime.trajectory import Trajectory
+from gicnet_train import checkpoint as ckpt
+from gicnet_train.config import TrainConfig
+from gicnet_train.energy import EnergyModel
+from gicnet_train.energy_fit import fit_energy
+from gicnet_train.icbuild import build_icdef
+from gicnet_train.metrics import linear_baseline, predict_pairs, segment_errors
+from gicnet_train.model import GICnet, ModelConfig
+from gicnet_train.pairs import build_pairs, split_by_trajectory
+from gicnet_train.train import train_member
+
+#: Seeds of ensemble members are cfg.seed + MEMBER_SEED_STEP * k.
+MEMBER_SEED_STEP = 1000
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' (CUDA if available, else CPU), 'cpu' or 'cuda'."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda requested but no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise InputError(f"unknown device {name!r} (use auto, cpu or cuda)")
+    return torch.device(name)
+
+
+def _trajectory_split(n: int, cfg: TrainConfig) -> tuple[list[int], list[int]]:
+    n_val = min(max(1, round(cfg.val_fraction * n)), n - 1)
+    order = np.random.default_rng(cfg.seed).permutation(n)
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+def fit(trajectories: list[Trajectory], out: Path, cfg: TrainConfig, n_members: int = 1,
+        device: str = "auto", resume: bool = False, icdef: ICDefinition | None = None,
+        sources: list[str] | None = None, progress: bool = True) -> dict[str, object]:
+    """Train the energy model and ``n_members`` GICnet models; returns the summary."""
+    out = Path(out)
+    if (out / "run.json").exists() and not resume:
+        raise InputError(f"{out} already holds a training run; pass --resume to continue it")
+    if len(trajectories) < 2:
+        raise InputError("training needs at least 2 trajectories (one is held for validation)")
+    dev = resolve_device(device)
+    first = trajectories[0]
+    if icdef is None:
+        icdef = build_icdef(first.positions[0], first.atomic_numbers, first.masses)
+    if icdef.n_atoms != first.n_atoms:
+        raise InputError(f"IC definition has {icdef.n_atoms} atoms, data {first.n_atoms}")
+    if resume and (out / "run.json").exists():
+        run = ckpt.read_json(out / "run.json")
+        if TrainConfig.from_dict(run["config"]) != cfg:
+            raise InputError("--resume with settings different from the interrupted run")
+        icdef = ICDefinition(tuple(tuple(r) for r in run["ic_rows"]))
+    train_ids, val_ids = _trajectory_split(len(trajectories), cfg)
+    ckpt.write_json({"config": cfg.to_dict(), "ic_rows": [list(r) for r in icdef.rows],
+                     "atomic_numbers": first.atomic_numbers.tolist(),
+                     "masses_amu": first.masses.tolist(), "sources": sources or [],
+                     "train_trajectories": train_ids, "val_trajectories": val_ids,
+                     "provenance": {k: v for k, v in first.info.items()
+                                    if isinstance(v, (str, int, float, bool))}},
+                    out / "run.json")
+    energy = _energy_model(trajectories, train_ids, val_ids, cfg, out, dev, progress)
+    pairs = build_pairs(trajectories, icdef, cfg.model.tc_fs, cfg.stride)
+    train, val = split_by_trajectory(pairs, train_ids)
+    train_d, val_d = train.to(dev), val.to(dev)
+    summary = {"energy": ckpt.read_json(out / "energy" / "metrics.json"), "members": []}
+    for k in range(n_members):
+        seed = cfg.seed + MEMBER_SEED_STEP * k
+        member_dir = out / f"member_{k}"
+        if (member_dir / "final.json").exists():
+            summary["members"].append(ckpt.read_json(member_dir / "final.json"))
+            continue
+        torch.manual_seed(seed)
+        model = GICnet(icdef, first.masses, cfg.model).to(dev)
+        model.set_scaling(train_d.q0, train_d.q0_dot, train_d.q[:, -1])
+        member_cfg = dataclasses.replace(cfg, seed=seed)
+        train_member(model, train_d, val_d, member_cfg, member_dir, energy, resume, progress)
+        final = member_report(model.cpu(), val, icdef)
+        final["seed"] = seed
+        ckpt.write_json(final, member_dir / "final.json")
+        summary["members"].append(final)
+    ckpt.write_json(summary, out / "summary.json")
+    return summary
+
+
+def _energy_model(trajectories, train_ids, val_ids, cfg, out, dev, progress) -> EnergyModel:
+    path = out / "energy" / "model.pt"
+    if path.exists():
+        model = EnergyModel(trajectories[0].n_atoms, cfg.energy.hidden)
+        model.load_state_dict(ckpt.load(path)["model"])
+        return model.to(dev).requires_grad_(False)
+    model, metrics = fit_energy([trajectories[i] for i in train_ids],
+                                [trajectories[i] for i in val_ids], cfg.energy, cfg.seed, dev,
+                                progress)
+    ckpt.save({"model": model.state_dict()}, path)
+    ckpt.write_json(metrics, out / "energy" / "metrics.json")
+    return model.requires_grad_(False)
+
+
+def member_report(model: GICnet, val, icdef: ICDefinition) -> dict[str, object]:
+    """Validation errors of a trained model and of the linear baseline."""
+    q, q_dot, x = predict_pairs(model, val)
+    bq, bq_dot = linear_baseline(val)
+    return {"validation": segment_errors(q, q_dot, x, val, icdef),
+            "baseline_linear": segment_errors(bq, bq_dot, None, val, icdef)}
+
+
+def load_member(out: Path, k: int = 0) -> tuple[GICnet, EnergyModel, dict]:
+    """The best checkpoint of member ``k`` of a run, its energy model and run.json."""
+    out = Path(out)
+    run = ckpt.read_json(out / "run.json")
+    cfg = TrainConfig.from_dict(run["config"])
+    icdef = ICDefinition(tuple(tuple(r) for r in run["ic_rows"]))
+    model = GICnet(icdef, run["masses_amu"], cfg.model)
+    model.load_state_dict(ckpt.load(out / f"member_{k}" / "best.pt")["model"])
+    energy = EnergyModel(icdef.n_atoms, cfg.energy.hidden)
+    energy.load_state_dict(ckpt.load(out / "energy" / "model.pt")["model"])
+    return model.eval(), energy.eval(), run
+
+
+__all__ = ["ModelConfig", "fit", "load_member", "resolve_device"]

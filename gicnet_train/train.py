@@ -1,0 +1,142 @@
+"""The GICnet training loop: AdamW, cosine schedule, validation every epoch, best
+checkpoint kept, and exact resume after interruption (even SIGKILL).
+
+Resume is exact because nothing random is left to chance: the epoch's batch order
+comes from (seed, epoch), the learning rate is a pure function of the step, and the
+last checkpoint (model, optimiser, epoch, batch, step) is written atomically every
+``checkpoint_every_s`` seconds and at each epoch's end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from gicnet_runtime.units import AMU_A2_PER_FS2_IN_EV
+from gicnet_train import checkpoint as ckpt
+from gicnet_train import geometry as geo
+from gicnet_train.config import TrainConfig
+from gicnet_train.energy import EnergyModel
+from gicnet_train.loss import rmse_terms, time_weights, total_loss
+from gicnet_train.model import GICnet, to_lab_frame
+from gicnet_train.pairs import Pairs
+
+
+def learning_rate(step: int, total_steps: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay from cfg.lr to cfg.lr_min."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    x = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * x))
+
+
+def kinetic_energy(velocities: torch.Tensor, masses: torch.Tensor) -> torch.Tensor:
+    """(..., N, 3) Å/fs, (N,) amu -> (...) eV."""
+    return 0.5 * (masses * velocities.pow(2).sum(-1)).sum(-1) * AMU_A2_PER_FS2_IN_EV
+
+
+def batch_terms(model: GICnet, pairs: Pairs, idx: torch.Tensor, cfg: TrainConfig,
+                energy: EnergyModel | None, time_idx: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+    """RMSE terms (and the energy-consistency term) on the pairs ``idx``, at the target
+    times ``time_idx`` (B, K') of each pair (default: all K)."""
+    if time_idx is None:
+        time_idx = torch.arange(len(pairs.times), device=idx.device).expand(len(idx), -1)
+    times = pairs.times[time_idx]
+    rows = idx.unsqueeze(1)
+    q, q_dot = model.internal(pairs.q0[idx], pairs.q0_dot[idx], times)
+    w = time_weights(pairs.times, cfg.time_weighting)[time_idx]
+    terms = rmse_terms(q, q_dot, pairs.q[rows, time_idx], pairs.q_dot[rows, time_idx], w)
+    if energy is not None and cfg.weights.energy > 0:
+        p0, v0 = pairs.positions0[idx], pairs.velocities0[idx]
+        _, _, frame = geo.to_internal(p0, v0, model.masses, model.icdef)
+        x, v = to_lab_frame(q, q_dot, model.icdef, frame, times)
+        e0 = energy(p0) + kinetic_energy(v0, model.masses)
+        e_t = energy(x) + kinetic_energy(v, model.masses)
+        terms["energy"] = torch.sqrt((e_t - e0.unsqueeze(1)).pow(2).mean())
+    return terms
+
+
+def sample_times(n: int, k: int, cfg: TrainConfig, epoch: int, batch: int,
+                 device: torch.device) -> torch.Tensor | None:
+    """(n, times_per_pair) random target-time indices, reproducible from (seed, epoch, batch)."""
+    if cfg.times_per_pair <= 0 or cfg.times_per_pair >= k:
+        return None
+    gen = torch.Generator().manual_seed((cfg.seed * 100_003 + epoch) * 1_000_003 + batch)
+    return torch.rand(n, k, generator=gen).argsort(1)[:, :cfg.times_per_pair].to(device)
+
+
+@torch.no_grad()
+def validate(model: GICnet, pairs: Pairs, cfg: TrainConfig, energy: EnergyModel | None,
+             batch_size: int = 1024) -> dict[str, float]:
+    """Mean-square-combined RMSE terms and loss over all validation pairs."""
+    sums: dict[str, float] = {}
+    for idx in torch.arange(len(pairs), device=pairs.q0.device).split(batch_size):
+        for name, value in batch_terms(model, pairs, idx, cfg, energy).items():
+            sums[name] = sums.get(name, 0.0) + float(value) ** 2 * len(idx)
+    terms = {name: math.sqrt(s / len(pairs)) for name, s in sums.items()}
+    terms["loss"] = float(total_loss(terms, cfg.weights))
+    return terms
+
+
+def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out: Path,
+                 energy: EnergyModel | None = None, resume: bool = False,
+                 progress: bool = True) -> dict[str, object]:
+    """Train one model into ``out`` (last.pt, best.pt, history.json); returns final.json."""
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = {"epoch": 0, "batch": 0, "step": 0, "best_loss": math.inf, "history": []}
+    if resume and (out / "last.pt").exists():
+        saved = ckpt.load(out / "last.pt")
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimizer"])
+        state = saved["progress"]
+    n_batches = math.ceil(len(train) / cfg.batch_size)
+    total_steps = cfg.epochs * n_batches
+
+    def save_last() -> None:
+        ckpt.save({"model": model.state_dict(), "optimizer": optimiser.state_dict(),
+                   "progress": state}, out / "last.pt")
+
+    for epoch in range(state["epoch"], cfg.epochs):
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(
+            cfg.seed * 100_003 + epoch)).to(train.q0.device)
+        batches = order.split(cfg.batch_size)
+        bar = tqdm(range(state["batch"], n_batches), desc=f"{out.name} epoch {epoch + 1}",
+                   disable=not progress, leave=False, initial=state["batch"], total=n_batches)
+        last_save = time.monotonic()
+        for b in bar:
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate(state["step"], total_steps, cfg)
+            terms = batch_terms(model, train, batches[b], cfg, energy,
+                                sample_times(len(batches[b]), len(train.times), cfg, epoch, b,
+                                             train.q0.device))
+            loss = total_loss(terms, cfg.weights)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            state["step"] += 1
+            state["batch"] = b + 1
+            bar.set_postfix(loss=f"{loss.item():.4f}", r=f"{terms['distance'].item():.4f}",
+                            a=f"{terms['angle'].item():.4f}", d=f"{terms['dihedral'].item():.4f}")
+            if time.monotonic() - last_save > cfg.checkpoint_every_s:
+                save_last()
+                last_save = time.monotonic()
+        metrics = validate(model, val, cfg, energy)
+        state["history"].append({"epoch": epoch + 1, **metrics})
+        if metrics["loss"] < state["best_loss"]:
+            state["best_loss"] = metrics["loss"]
+            ckpt.save({"model": model.state_dict()}, out / "best.pt")
+        state["epoch"], state["batch"] = epoch + 1, 0
+        save_last()
+        ckpt.write_json(state["history"], out / "history.json")
+        if progress:
+            tqdm.write(f"{out.name} epoch {epoch + 1}/{cfg.epochs}: val loss {metrics['loss']:.5f} "
+                       f"bond {metrics['distance']:.5f} A angle {metrics['angle']:.5f} rad "
+                       f"dihedral {metrics['dihedral']:.5f} rad")
+    best = ckpt.load(out / "best.pt")
+    model.load_state_dict(best["model"])
+    return {"best_val_loss": state["best_loss"], "history": state["history"]}
