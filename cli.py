@@ -289,5 +289,25 @@ def train(data, out_dir, tc_fs, epochs, n_members, device, resume, seed, hidden,
     click.echo(f"trained {n_members} member(s) in {time.monotonic() - start:.0f} s -> {out_dir}")
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", required=True, type=click.Path(),
+              help="A .onnx file (one member) or a folder that receives member_K.onnx for "
+                   "every trained member (an ensemble).")
+@click.option("--member", type=int, default=None,
+              help="Export only this member.  [default: all members]")
+def export(run_dir, out, member):
+    """Export a training run (RUN_DIR from `gicnet train`) to self-describing ONNX."""
+    from pathlib import Path
+
+    from gicnet_train.export import export_run
+
+    for path, desc in export_run(run_dir, Path(out), member):
+        v = desc.validation
+        click.echo(f"{path}  {desc.n_atoms} atoms, tc {desc.tc_fs:g} fs, validation bond "
+                   f"{v.get('bond_rmse', float('nan')):.4f} A, angle "
+                   f"{v.get('angle_rmse', float('nan')):.4f} rad")
+
+
 if __name__ == "__main__":
     main()
