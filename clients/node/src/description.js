@@ -1,0 +1,57 @@
+'use strict';
+/**
+ * The model description carried in the ONNX metadata: every key is `gicnet.<field>`, every
+ * value JSON (gicnet_runtime/description.py).  Parsed and checked as the Python runtime does.
+ */
+const FORMAT_VERSION = 1;
+const PREFIX = 'gicnet.';
+const REQUIRED = ['atomic_numbers', 'masses_amu', 'ic_rows', 'dummy_points_A', 'tc_fs',
+  'gate_width_fs', 'has_energy'];
+
+/**
+ * Description from metadata_props ({key: JSON string}); throws for missing, malformed or
+ * newer metadata.  Returns {atomic_numbers, masses_amu, ic_rows, dummy_points_A, tc_fs,
+ * gate_width_fs, has_energy, frame, provenance, validation, format_version, units, n_atoms}.
+ */
+function parseDescription(props) {
+  if (!(PREFIX + 'format_version' in props)) {
+    throw new Error('model has no gicnet metadata (not a gicnet model?)');
+  }
+  const raw = {};
+  for (const [key, value] of Object.entries(props)) {
+    if (!key.startsWith(PREFIX)) continue;
+    try {
+      raw[key.slice(PREFIX.length)] = JSON.parse(value);
+    } catch (err) {
+      throw new Error(`model metadata ${key} is not valid JSON: ${err.message}`);
+    }
+  }
+  const version = raw.format_version;
+  if (!Number.isInteger(version) || version < 1) {
+    throw new Error(`model metadata has an invalid format_version ${JSON.stringify(version)}`);
+  }
+  if (version > FORMAT_VERSION) {
+    throw new Error(`model format version ${version} is newer than this client supports `
+      + `(${FORMAT_VERSION}); upgrade the client`);
+  }
+  const missing = REQUIRED.filter((k) => !(k in raw));
+  if (missing.length) throw new Error(`model metadata lacks ${missing.join(', ')}`);
+  const desc = {frame: 'initial-body-frame', provenance: {}, validation: {}, ...raw};
+  check(desc);
+  desc.n_atoms = desc.atomic_numbers.length;
+  return desc;
+}
+
+function check(desc) {
+  const n = desc.atomic_numbers.length;
+  if (desc.masses_amu.length !== n || desc.ic_rows.length !== n
+      || desc.ic_rows.some((r) => r.length !== 4)) {
+    throw new Error('model metadata is malformed: atomic_numbers, masses_amu and ic_rows '
+      + 'disagree in length');
+  }
+  if (!(desc.tc_fs > 0) || !(desc.gate_width_fs > 0)) {
+    throw new Error('model metadata is malformed: tc_fs and gate_width_fs must be positive');
+  }
+}
+
+module.exports = {FORMAT_VERSION, parseDescription};
