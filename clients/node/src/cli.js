@@ -76,7 +76,7 @@ async function main(argv) {
     return void process.stdout.write(JSON.stringify(framesDocument(model, trajectories, command)) + '\n');
   }
   const written = writeFrames(model, trajectories, command, values.out);
-  const failed = trajectories.filter((t) => t.failure).map((t, b) => `trajectory ${b}: ${t.failure}`);
+  const failed = trajectories.map((t, b) => t.failure && `trajectory ${b}: ${t.failure}`).filter(Boolean);
   failed.forEach((line) => process.stderr.write(`warning: ${line}\n`));
   process.stderr.write(`wrote ${written.length === 1 ? written[0] : `${written.length} files`}\n`);
 }
