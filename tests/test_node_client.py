@@ -206,3 +206,35 @@ def test_contract_doc_lists_every_metadata_key():
     documented = set(re.findall(r"^\| `(gicnet\.[a-z_A-Z]+)` \|", doc, flags=re.MULTILINE))
     shipped = {p.key for p in onnx.load(str(MEMBER), load_external_data=False).metadata_props}
     assert documented == shipped
+
+
+@pytest.mark.parametrize("spec, fails", [
+    ({"accel_A_per_fs2": (2e-4, -1e-4, 0.0), "spin_per_fs": (0.0, 1e-3, 3e-3)}, False),
+    ({"has_energy": False, "spin_per_fs": (1e-3, 0.0, 0.0)}, False),
+    ({"nan_after_fs": 5.0}, True),
+    ({"growth": 1.0}, True),
+], ids=["momentum-defects", "no-energy", "nan", "explodes"])
+def test_analytic_models_unroll_like_python(node, tmp_path, spec, fails):
+    """Analytic fixtures: restoration of real momentum defects, no energy output, failures."""
+    from tests.onnx_fixtures import ETHANOL_POSITIONS_A, thermal_velocities, write_model
+
+    path = write_model(tmp_path / "fixture.onnx", **spec)
+    velocities = np.stack([thermal_velocities(1), thermal_velocities(2)])
+    positions = np.stack([ETHANOL_POSITIONS_A] * 2)
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"positions": positions.tolist(),
+                                 "velocities": velocities.tolist()}))
+    out = tmp_path / "frames.json"
+    run_ok(node, "propagate", "--model", str(path), "--init", str(state), "--segments", "4",
+           "--dt-fs", "2.5", "--out", str(out))
+    expected = load_model(path, device="cpu").propagate(positions, velocities, 40.0, 2.5)
+    for t, ref in zip(_frames(out), expected, strict=True):
+        np.testing.assert_array_equal(t["time_fs"], ref.time_fs)
+        np.testing.assert_allclose(t["positions"], ref.positions, rtol=0, atol=POSITION_TOL_A)
+        np.testing.assert_allclose(t["velocities"], ref.velocities, rtol=0,
+                                   atol=VELOCITY_TOL_A_PER_FS)
+        if ref.potential_energy is None:
+            assert t["potential_energy_eV"] is None
+        assert ("failure" in ref.info) == fails == ("failure" in t)
+        if fails:
+            assert ref.info["failure"].endswith(t["failure"])
