@@ -34,7 +34,8 @@ const OPTIONS = {
 
 const USAGE = `usage: gicnet-node <info|predict|propagate> [options]
   --model FILE      exported model (.onnx) [${path.relative(process.cwd(), DEFAULT_MODEL)}]
-  --init FILE       initial conditions, extended XYZ with momenta or JSON [${DEFAULT_INIT_NAME} next to the model]
+  --init FILE       initial conditions, extended XYZ with momenta or JSON
+                    [${DEFAULT_INIT_NAME} next to the model]
   --times SPEC      predict: times in the segment, fs: start:stop:step or t1,t2,...
   --segments N      propagate: number of segments of tc to unroll
   --dt-fs DT        propagate: output frame spacing, fs
@@ -54,9 +55,11 @@ async function main(argv) {
   const command = positionals[0];
   if (values.help || !['info', 'predict', 'propagate'].includes(command)) {
     if (values.help) return void process.stdout.write(USAGE + '\n');
-    throw new Error(`unknown command ${JSON.stringify(command ?? '')}; choose info, predict or propagate`);
+    throw new Error(`unknown command ${JSON.stringify(command ?? '')}; `
+      + 'choose info, predict or propagate');
   }
-  const threads = values.threads === undefined ? undefined : positive(values.threads, 'threads', true);
+  const threads = values.threads === undefined ? undefined
+    : positive(values.threads, 'threads', true);
   const model = await Model.load(values.model, {threads});
   if (command === 'info') {
     return void process.stdout.write(JSON.stringify(model.description, null, 1) + '\n');
@@ -73,10 +76,12 @@ async function main(argv) {
     trajectories = await propagate(model, state, segments * model.description.tc_fs, dtFs);
   }
   if (values.out === undefined) {
-    return void process.stdout.write(JSON.stringify(framesDocument(model, trajectories, command)) + '\n');
+    const doc = framesDocument(model, trajectories, command);
+    return void process.stdout.write(JSON.stringify(doc) + '\n');
   }
   const written = writeFrames(model, trajectories, command, values.out);
-  const failed = trajectories.map((t, b) => t.failure && `trajectory ${b}: ${t.failure}`).filter(Boolean);
+  const failed = trajectories.map((t, b) => t.failure && `trajectory ${b}: ${t.failure}`)
+    .filter(Boolean);
   failed.forEach((line) => process.stderr.write(`warning: ${line}\n`));
   process.stderr.write(`wrote ${written.length === 1 ? written[0] : `${written.length} files`}\n`);
 }

@@ -10,7 +10,9 @@ const NUMBERS = new Map(SYMBOLS.map((s, z) => [s, z]));
 /** Atomic number of a chemical symbol; throws for an unknown one. */
 function atomicNumber(symbol) {
   const z = NUMBERS.get(symbol);
-  if (z === undefined || z === 0) throw new Error(`unknown chemical symbol ${JSON.stringify(symbol)}`);
+  if (z === undefined || z === 0) {
+    throw new Error(`unknown chemical symbol ${JSON.stringify(symbol)}`);
+  }
   return z;
 }
 

@@ -48,7 +48,8 @@ function fromExtxyz(text, desc, file) {
       throw new Error(`${file}: frame ${f} has no velocities (an extended XYZ 'momenta' column)`);
     }
     const masses = frame.arrays.masses || desc.masses_amu;
-    const wrong = masses.findIndex((m, a) => !(Math.abs(m - desc.masses_amu[a]) <= MASS_TOLERANCE_AMU));
+    const wrong = masses.findIndex(
+      (m, a) => !(Math.abs(m - desc.masses_amu[a]) <= MASS_TOLERANCE_AMU));
     if (wrong >= 0) {
       throw new Error(`${file}: atom ${wrong + 1} has mass ${masses[wrong]} amu in the initial `
         + `conditions but ${desc.masses_amu[wrong]} amu in the model`);

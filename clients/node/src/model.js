@@ -47,10 +47,14 @@ class Model {
     for (const name of INPUTS) {
       const meta = inputs.get(name);
       if (!meta) throw new Error(`${this.path}: model lacks input ${name}`);
-      if (meta.type !== 'float32') throw new Error(`${this.path}: input ${name} is ${meta.type}, expected float32`);
+      if (meta.type !== 'float32') {
+        throw new Error(`${this.path}: input ${name} is ${meta.type}, expected float32`);
+      }
     }
     for (const name of this.outputs) {
-      if (!this.session.outputNames.includes(name)) throw new Error(`${this.path}: model lacks output ${name}`);
+      if (!this.session.outputNames.includes(name)) {
+        throw new Error(`${this.path}: model lacks output ${name}`);
+      }
     }
     const atoms = inputs.get('positions').shape?.[1];
     if (Number.isInteger(atoms) && atoms !== this.description.n_atoms) {
@@ -115,7 +119,9 @@ class Model {
         positions: local.map((_t, j) => frame('positions_t', j)),
         velocities: local.map((_t, j) => frame('velocities_t', j)),
         potential_eV: null};
-      if (out.energy_t) trajectory.potential_eV = Array.from(out.energy_t.subarray(b * k, b * k + k));
+      if (out.energy_t) {
+        trajectory.potential_eV = Array.from(out.energy_t.subarray(b * k, b * k + k));
+      }
       const bad = [...trajectory.positions, ...trajectory.velocities]
         .some((x) => x.some((v) => !Number.isFinite(v)));
       if (bad) throw new Error(`the model predicted non-finite values for initial condition ${b}`);

@@ -34,14 +34,18 @@ function extentA(pos, masses) {
 
 function maxSpeed(vel) {
   let speed = 0;
-  for (let i = 0; i < vel.length; i += 3) speed = Math.max(speed, Math.hypot(vel[i], vel[i + 1], vel[i + 2]));
+  for (let i = 0; i < vel.length; i += 3) {
+    speed = Math.max(speed, Math.hypot(vel[i], vel[i + 1], vel[i + 2]));
+  }
   return speed;
 }
 
 /** Output frame times per segment: [segment] -> times (fs from the trajectory's start). */
 function framesPerSegment(durationFs, dtFs, tcFs) {
   const frames = frameTimes(durationFs, dtFs);
-  if (frames.length < 2) throw new Error(`dt ${dtFs} fs is longer than the duration ${durationFs} fs`);
+  if (frames.length < 2) {
+    throw new Error(`dt ${dtFs} fs is longer than the duration ${durationFs} fs`);
+  }
   const segments = frames.map((t) => segmentOf(t, tcFs));
   const count = segments[segments.length - 1] + 1;
   return Array.from({length: count}, (_, s) => frames.filter((_t, f) => segments[f] === s));
@@ -91,7 +95,10 @@ async function initialPotential(model, state, trajectories, masses) {
   const out = await model.run(state.positions, state.velocities, state.positions.map(() => [0]));
   trajectories.forEach((t, b) => {
     const e0 = out.energy_t[b];
-    if (!Number.isFinite(e0)) throw new Error(`the model gives a non-finite potential energy at t = 0 for initial condition ${b}`);
+    if (!Number.isFinite(e0)) {
+      throw new Error('the model gives a non-finite potential energy at t = 0 for initial '
+        + `condition ${b}`);
+    }
     t.potential_eV = [e0];
     t.referenceEV = e0 + mom.kineticEnergyEV(t.velocities[0], masses);
   });
@@ -130,7 +137,8 @@ function accept(t, frames, s, tc, frameTimesFs, nChecks) {
     return;
   }
   if (t.referenceEV !== null) {
-    const errors = frames.map((f) => Math.abs(f.energy + mom.kineticEnergyEV(f.velocities, t.masses) - t.referenceEV));
+    const errors = frames.map(
+      (f) => Math.abs(f.energy + mom.kineticEnergyEV(f.velocities, t.masses) - t.referenceEV));
     t.segment_energy_error_eV.push(Math.max(...errors));
   }
   frameTimesFs.forEach((time, j) => {

@@ -13,7 +13,9 @@ function parseTimes(spec) {
   const text = String(spec).trim();
   if (text.includes(':')) {
     const [start, stop, step] = text.split(':').map(Number);
-    if (!(step > 0) || !Number.isFinite(step)) throw new Error(`time step must be positive: ${spec}`);
+    if (!(step > 0) || !Number.isFinite(step)) {
+      throw new Error(`time step must be positive: ${spec}`);
+    }
     if (!(stop >= start)) throw new Error(`time range ${spec} is empty`);
     const count = Math.floor((stop - start) / step * (1 + TIME_RTOL)) + 1;
     return Array.from({length: count}, (_, k) => start + step * k);
@@ -28,7 +30,9 @@ function parseTimes(spec) {
 /** Output frame times 0, dt, 2·dt, ... <= duration, fs. */
 function frameTimes(durationFs, dtFs) {
   for (const [name, value] of [['duration', durationFs], ['dt', dtFs]]) {
-    if (!(Number.isFinite(value) && value > 0)) throw new Error(`${name} must be a positive number, got ${value}`);
+    if (!(Number.isFinite(value) && value > 0)) {
+      throw new Error(`${name} must be a positive number, got ${value}`);
+    }
   }
   const count = Math.floor(durationFs / dtFs * (1 + TIME_RTOL)) + 1;
   return Array.from({length: count}, (_, k) => dtFs * k);
