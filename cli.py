@@ -309,5 +309,166 @@ def export(run_dir, out, member):
                    f"{v.get('angle_rmse', float('nan')):.4f} rad")
 
 
+@main.command()
+@click.argument("trajectories", nargs=-1, required=True, type=click.Path())
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Spectrum plot (.png), written atomically.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write wavenumber_cm,intensity[,reference_intensity] here.")
+@click.option("--reference", "references", multiple=True, type=click.Path(),
+              help="Reference trajectory file, folder or quoted glob; repeatable.  Overlaid, "
+                   "with peak shifts and similarity scores.")
+@click.option("--mass-weighted/--unweighted", default=True, show_default=True,
+              help="Weight each atom's velocity autocorrelation by its mass.")
+@click.option("--max-lag-fs", type=float, default=None,
+              help="Longest autocorrelation lag, fs (sets the resolution).  "
+                   "[default: the shortest trajectory]")
+@click.option("--window", default="hann", show_default=True,
+              help="Taper of the autocorrelation: hann, hamming, blackman, bartlett or none.")
+@click.option("--max-wavenumber-cm", type=float, default=4000.0, show_default=True)
+@click.option("--frame-spacing-fs", type=float, default=None,
+              help="Frame spacing for files without time information, fs.")
+def spectrum(trajectories, out, csv_path, references, mass_weighted, max_lag_fs, window,
+             max_wavenumber_cm, frame_spacing_fs):
+    """Vibrational power spectrum (cm-1) of TRAJECTORIES from the velocity autocorrelation."""
+    from gicnet_runtime import spectrum as sp
+    from gicnet_runtime.evaluate_report import trajectory_paths
+    from gicnet_runtime.plots import plot_spectrum
+    from gicnet_runtime.trajio import read_trajectories
+
+    def compute(paths):
+        trajs = read_trajectories(trajectory_paths(paths), frame_spacing_fs)
+        return sp.power_spectrum(trajs, mass_weighted=mass_weighted, max_lag_fs=max_lag_fs,
+                                 window=window, max_wavenumber_cm=max_wavenumber_cm)
+
+    result = compute(trajectories)
+    reference = compute(references) if references else None
+    peaks = sp.find_peaks(result)
+    plot_spectrum(out, result, peaks, reference)
+    if csv_path:
+        sp.write_csv(csv_path, result, reference)
+    click.echo(f"{out}  {result.n_trajectories} trajectories, resolution "
+               f"{result.resolution_cm:.1f} cm-1")
+    click.echo("peak_cm  height")
+    for peak in peaks:
+        click.echo(f"{peak.wavenumber_cm:7.1f}  {peak.height:.3e}")
+    if reference is not None:
+        for row in sp.match_peaks(peaks, sp.find_peaks(reference)):
+            click.echo(f"reference band {row['reference_cm']:7.1f} cm-1: nearest peak "
+                       f"{row['predicted_cm']:7.1f} ({row['shift_cm']:+.1f})")
+        scores = sp.similarity(result, reference)
+        click.echo(f"similarity: overlap {scores['overlap']:.3f}  pearson {scores['pearson']:.3f}")
+
+
+@main.command()
+@click.option("--model", "models", multiple=True, type=click.Path(),
+              help="Model .onnx file or folder (ensemble); repeatable.  [default: the shipped "
+                   "model]")
+@click.option("--reference", "references", multiple=True, required=True, type=click.Path(),
+              help="Reference trajectory file, folder or quoted glob; repeatable.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for report.json and the PNG plots.")
+@click.option("--engine", type=click.Choice(["gfn2", "gfn1", "ani1x"]), default=None,
+              help="Recompute the total energy of long-trajectory frames with this engine.")
+@click.option("--starts-per-reference", type=int, default=20, show_default=True,
+              help="Segment-error initial conditions per reference trajectory.")
+@click.option("--long-starts", type=int, default=10, show_default=True,
+              help="Long trajectories (from frame 0 of each reference in turn).")
+@click.option("--long-duration-fs", type=float, default=2000.0, show_default=True,
+              help="Length of each long trajectory, fs (50000 for the full measurement).")
+@click.option("--long-dt-fs", type=float, default=1.0, show_default=True,
+              help="Frame spacing of the long trajectories, fs.")
+@click.option("--energy-every", type=int, default=50, show_default=True,
+              help="Recompute the energy on every this many long-trajectory frames.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Processes for the reference-engine calls.")
+@click.option("--max-lag-fs", type=float, default=2000.0, show_default=True,
+              help="Longest autocorrelation lag of the spectra, fs (capped by the lengths).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads.")
+def evaluate(models, references, out_dir, engine, starts_per_reference, long_starts,
+             long_duration_fs, long_dt_fs, energy_every, workers, max_lag_fs, device, threads):
+    """Accuracy against reference trajectories: errors within the segment, long-time
+    stability and energy conservation, and the vibrational spectrum."""
+    from tqdm import tqdm
+
+    from gicnet_runtime.evaluate import EvaluationSettings
+    from gicnet_runtime.evaluate_report import run_evaluation, trajectory_paths
+    from gicnet_runtime.model import load_model
+    from gicnet_runtime.trajio import read_trajectories
+
+    settings = EvaluationSettings(
+        starts_per_reference=starts_per_reference, long_starts=long_starts,
+        long_duration_fs=long_duration_fs, long_dt_fs=long_dt_fs, engine=engine,
+        energy_every=energy_every, workers=workers, max_lag_fs=max_lag_fs)
+    model = load_model(list(models) or None, device=device, threads=threads)
+    refs = read_trajectories(trajectory_paths(references))
+    report = run_evaluation(model, refs, settings, out_dir, progress=lambda stage, total: tqdm(
+        total=total, desc=stage, unit="segment", disable=None).update)
+    seg, stab = report["segment_errors"], report["stability"]
+    click.echo(f"at tc: bond {seg['bond_rmse_A'][-1]:.4f} A, angle "
+               f"{seg['angle_rmse_deg'][-1]:.2f} deg, dihedral {seg['dihedral_rmse_deg'][-1]:.2f} "
+               f"deg, RMSD {seg['cartesian_rmsd_A'][-1]:.4f} A ({seg['n_starts']} starts)")
+    click.echo(f"stable: {stab['stable']} of {stab['count']} x {long_duration_fs:g} fs")
+    if "energy" in report and report["energy"]["rms_deviation_kcal_mol"]:
+        energy = report["energy"]
+        click.echo(f"total energy ({engine}): RMS deviation "
+                   f"{energy['rms_deviation_kcal_mol']['mean']:.3f} kcal/mol, drift "
+                   f"{energy['drift_kcal_mol_per_ps']['mean']:+.3f} kcal/mol/ps (mean)")
+    spec = report["spectrum"]
+    if "overlap" in spec:
+        shift = spec["max_abs_shift_cm"]
+        click.echo(f"spectrum: overlap {spec['overlap']:.3f}, pearson {spec['pearson']:.3f}, "
+                   f"largest major-band shift "
+                   f"{'n/a' if shift is None else format(shift, '.1f')} cm-1")
+    click.echo(f"{out_dir}/report.json")
+
+
+@main.command()
+@click.option("--model", "models", multiple=True, type=click.Path(),
+              help="Model .onnx file or folder (ensemble).  [default: the shipped model]")
+@click.option("--init", required=True, type=click.Path(dir_okay=False),
+              help="Initial condition: extended XYZ with velocities.")
+@click.option("--frame", type=int, default=0, show_default=True,
+              help="Which frame of --init to explain.")
+@click.option("--coordinate", required=True,
+              help='Explained coordinate, 1-based atoms: "bond I J", "angle I J K" or '
+                   '"dihedral I J K L".')
+@click.option("--time-fs", type=float, required=True, help="Time within the segment, fs.")
+@click.option("--baseline", type=click.Path(dir_okay=False), default=None,
+              help="Baseline structure (first frame; velocities if it has them, else zero).  "
+                   "[default: the explained structure at rest]")
+@click.option("--steps", type=int, default=32, show_default=True,
+              help="Integration points along the path.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Bar chart of the largest attributions (.png).")
+@click.option("--top", type=int, default=20, show_default=True, help="Rows shown.")
+def explain(models, init, frame, coordinate, time_fs, baseline, steps, out, top):
+    """Integrated-gradients attribution of one internal coordinate at time t to every input
+    internal coordinate and rate (finite differences through the ONNX runtime)."""
+    from gicnet_runtime import explain as xp
+    from gicnet_runtime.errors import InputError
+    from gicnet_runtime.initial import initial_conditions_for
+    from gicnet_runtime.internal import Coordinate
+    from gicnet_runtime.model import load_model
+    from gicnet_runtime.plots import plot_attributions
+
+    model = load_model(list(models) or None, device="cpu")
+    conditions = initial_conditions_for(model.description, init, None, model.paths[0].parent)
+    if not 0 <= frame < len(conditions):
+        raise InputError(f"--frame {frame} is outside the {len(conditions)} frames of {init}")
+    base = xp.read_structure(baseline, model.description.n_atoms) if baseline else (None, None)
+    result = xp.integrated_gradients(
+        model, conditions.positions[frame], conditions.velocities[frame],
+        Coordinate.parse(coordinate, model.description.n_atoms), time_fs, *base, steps=steps)
+    for line in xp.format_table(result, top):
+        click.echo(line)
+    if out:
+        plot_attributions(out, result.labels, result.values,
+                          f"{result.coordinate.label()} at {time_fs:g} fs", top)
+        click.echo(out)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,170 @@
+"""gicnet evaluate: segment errors, stability and energy conservation against analytic
+references (free flight through the analytic ONNX fixtures) and GFN2-xTB itself."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import cli
+from gicnet_runtime import evaluate as ev
+from gicnet_runtime.evaluate_report import engine_potential
+from gicnet_runtime.icdef import ICDefinition
+from gicnet_runtime.model import load_model
+from gicnet_runtime.trajectory import Trajectory
+from gicnet_runtime.trajio import write_trajectory
+from gicnet_runtime.units import EV_IN_KCAL_PER_MOL
+from tests.onnx_fixtures import (
+    ETHANOL_IC_ROWS,
+    ETHANOL_MASSES_AMU,
+    ETHANOL_POSITIONS_A,
+    ETHANOL_Z,
+    thermal_velocities,
+    write_model,
+)
+
+ACCEL_A_PER_FS2 = np.array([3e-4, -2e-4, 1e-4])
+DT_FS = 0.5
+
+
+def _free_flight(velocities, duration_fs, accel=np.zeros(3)):
+    """Exact reference: x0 + v0 t + a t^2 / 2 from the fixture geometry."""
+    t = np.arange(0.0, duration_fs + DT_FS / 2, DT_FS)
+    pos = (ETHANOL_POSITIONS_A + velocities * t[:, None, None]
+           + 0.5 * accel * t[:, None, None] ** 2)
+    vel = velocities + accel * t[:, None, None]
+    return Trajectory(time_fs=t, positions=pos, velocities=vel, atomic_numbers=ETHANOL_Z,
+                      masses=ETHANOL_MASSES_AMU)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("evaluate")
+    return {"free": load_model(write_model(folder / "free.onnx"), device="cpu"),
+            "accel": load_model(write_model(folder / "accel.onnx",
+                                            accel_A_per_fs2=ACCEL_A_PER_FS2), device="cpu"),
+            "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def references():
+    return [_free_flight(v, 40.0) for v in thermal_velocities(1, count=3)]
+
+
+def test_segment_errors_vanish_for_an_exact_model(models, references):
+    out = ev.segment_errors(models["free"], references, starts_per_reference=5)
+    assert out["n_starts"] == 15
+    np.testing.assert_allclose(out["times_fs"], np.arange(21) * DT_FS)
+    for key in ("bond_rmse_A", "angle_rmse_deg", "dihedral_rmse_deg", "cartesian_rmsd_A"):
+        assert len(out[key]) == 21 and max(out[key]) < 2e-4, key
+
+
+def test_segment_errors_of_a_uniform_acceleration(models, references):
+    # A uniform spurious acceleration moves every atom by a t^2 / 2: the lab-frame RMSD is
+    # exactly |a| t^2 / 2 and no internal coordinate changes.
+    out = ev.segment_errors(models["accel"], references, starts_per_reference=4)
+    t = np.asarray(out["times_fs"])
+    np.testing.assert_allclose(out["cartesian_rmsd_A"], 0.5 * np.linalg.norm(ACCEL_A_PER_FS2)
+                               * t ** 2, rtol=1e-4, atol=2e-6)
+    assert max(out["bond_rmse_A"]) < 2e-5 and max(out["dihedral_rmse_deg"]) < 2e-3
+
+
+def test_stability_finds_the_first_broken_bond_of_free_flight(models):
+    velocities = thermal_velocities(7, count=2, scale_A_per_fs=0.01)
+    starts = [_free_flight(v, 1.0) for v in velocities]
+    bonds = ev.coordinate_sets(ICDefinition(ETHANOL_IC_ROWS))["bond"]
+    equilibrium = ev.equilibrium_bonds_A(starts, bonds)
+    duration = 300.0
+    trajectories = models["free"].propagate(np.broadcast_to(ETHANOL_POSITIONS_A, velocities.shape),
+                                            velocities,
+                                            duration, 1.0)
+    rows = ev.stability(trajectories, bonds, equilibrium, duration)
+    t = np.arange(0.0, duration + 0.5, 1.0)
+    for row, v in zip(rows, velocities):
+        d = (ETHANOL_POSITIONS_A[bonds[:, 0]] - ETHANOL_POSITIONS_A[bonds[:, 1]]
+             + (v[bonds[:, 0]] - v[bonds[:, 1]]) * t[:, None, None])
+        ratio = np.linalg.norm(d, axis=-1) / equilibrium
+        broken = np.any((ratio < ev.BOND_RANGE[0]) | (ratio > ev.BOND_RANGE[1]), axis=1)
+        assert broken.any() and not row["stable"]
+        if row["failure"] is None:  # the runtime stops a flying-apart molecule later
+            assert row["first_unstable_fs"] == t[np.argmax(broken)]
+            assert row["max_bond_ratio"] == pytest.approx(ratio.max(), rel=1e-4)
+    short = models["free"].propagate(ETHANOL_POSITIONS_A, velocities[0], 10.0, 1.0)
+    assert ev.stability(short, bonds, equilibrium, 10.0)[0]["stable"]
+
+
+def test_energy_drift_of_a_known_line():
+    t = np.linspace(0.0, 5000.0, 101)
+    slope_kcal_per_ps = 0.3
+    energy = -10.0 + slope_kcal_per_ps / EV_IN_KCAL_PER_MOL * t / 1000.0
+    out = ev.energy_drift(t, energy)
+    assert out["drift_kcal_mol_per_ps"] == pytest.approx(slope_kcal_per_ps)
+    assert out["rms_deviation_kcal_mol"] == pytest.approx(
+        slope_kcal_per_ps * np.sqrt(np.mean((t / 1000.0) ** 2)))
+
+
+def test_gfn2_energy_of_a_gfn2_trajectory_matches_its_own_record(short_md):
+    traj = short_md[0]
+    every = 100
+    potential = engine_potential("gfn2", traj.atomic_numbers)
+    (result,), ((times, total),) = ev.energy_conservation([traj], potential, every)
+    np.testing.assert_allclose(total, traj.total_energy()[::every], atol=1e-6)
+    recorded = ev.energy_drift(traj.time_fs[::every], traj.total_energy()[::every])
+    assert result["drift_kcal_mol_per_ps"] == pytest.approx(
+        recorded["drift_kcal_mol_per_ps"], abs=1e-4)
+    assert result["rms_deviation_kcal_mol"] < 0.1  # velocity Verlet at 0.5 fs conserves it
+
+
+def test_cli_evaluate_writes_report_and_plots(models, references, tmp_path):
+    ref_paths = []
+    for k, ref in enumerate(references):
+        ref_paths.append(tmp_path / f"ref{k}.h5")
+        write_trajectory(ref, ref_paths[-1])
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(cli.main, [
+        "evaluate", "--model", str(models["folder"] / "accel.onnx"), "--reference",
+        str(tmp_path / "ref*.h5"), "--out", str(out), "--starts-per-reference", "3",
+        "--long-starts", "4", "--long-duration-fs", "20", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_references"] == 3 and report["segment_errors"]["n_starts"] == 9
+    assert report["segment_errors"]["cartesian_rmsd_A"][-1] == pytest.approx(
+        0.5 * np.linalg.norm(ACCEL_A_PER_FS2) * 100.0, rel=1e-4)
+    assert report["stability"]["count"] == 4
+    assert all(r["reached_fs"] == 20.0 for r in report["stability"]["trajectories"])
+    for name in ("segment_errors.png", "spectrum.png"):
+        assert (out / name).stat().st_size > 1000
+    assert not list(out.glob(".*tmp"))
+    bad = CliRunner().invoke(cli.main, ["evaluate", "--reference", str(tmp_path / "none*.h5"),
+                                        "--out", str(out)])
+    assert bad.exit_code == 1 and "no trajectory files" in bad.output
+
+
+def test_analysis_commands_never_import_torch(models, references, tmp_path):
+    # In a fresh interpreter (this one has torch): spectrum, evaluate and explain.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ref = tmp_path / "ref.h5"
+    write_trajectory(references[0], ref)
+    init = tmp_path / "init.extxyz"
+    write_trajectory(Trajectory(time_fs=[0.0], positions=references[0].positions[:1],
+                                velocities=references[0].velocities[:1],
+                                atomic_numbers=ETHANOL_Z, masses=ETHANOL_MASSES_AMU), init)
+    model = str(models["folder"] / "free.onnx")
+    commands = [["spectrum", str(ref), "--out", str(tmp_path / "s.png")],
+                ["evaluate", "--model", model, "--reference", str(ref), "--out",
+                 str(tmp_path / "ev"), "--long-starts", "1", "--long-duration-fs", "10"],
+                ["explain", "--model", model, "--init", str(init), "--coordinate", "bond 1 2",
+                 "--time-fs", "5", "--steps", "2"]]
+    code = ("import sys\nfrom click.testing import CliRunner\nimport cli\n"
+            f"for args in {commands!r}:\n"
+            "    r = CliRunner().invoke(cli.main, args)\n"
+            "    assert r.exit_code == 0, r.output\n"
+            "bad = [m for m in ('torch', 'onnx', 'gicnet_train') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(cli.__file__).parent,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
