@@ -25,6 +25,9 @@ class _Group(click.Group):
         except GicnetError as err:
             click.echo(f"gicnet: error: {err}", err=True)
             sys.exit(1)
+        except click.UsageError as err:
+            click.echo(f"gicnet: error: {' '.join(err.format_message().split())}", err=True)
+            sys.exit(err.exit_code)
         except KeyboardInterrupt:
             click.echo("gicnet: interrupted", err=True)
             sys.exit(130)
@@ -83,7 +86,9 @@ def predict(models, init, velocities, device, threads, times, out):
     from gicnet_runtime.model import load_model
     from gicnet_runtime.outputs import prediction_trajectories, write_trajectories
     from gicnet_runtime.timegrid import parse_times
+    from gicnet_runtime.trajio import check_writable
 
+    check_writable(out)
     model = load_model(list(models) or None, device=device, threads=threads)
     conditions = initial_conditions_for(model.description, init, velocities,
                                         model.paths[0].parent)
@@ -106,8 +111,13 @@ def predict(models, init, velocities, device, threads, times, out):
               help="Largest total-energy error of a segment before stepping back and trying "
                    "the next ensemble member, eV.  [default: 1 kcal/mol = 0.0434 eV]")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help=_OUT_HELP)
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run from its checkpoint OUT.resume.npz.")
+@click.option("--checkpoint-every-s", type=click.FloatRange(min=0), default=60.0,
+              show_default=True, help="Seconds between checkpoints (OUT.resume.npz, deleted "
+                                      "once the output is written).")
 def propagate(models, init, velocities, device, threads, duration_fs, dt_fs,
-              energy_threshold_eV, out):
+              energy_threshold_eV, out, resume, checkpoint_every_s):
     """Unroll long trajectories segment by segment, all initial conditions in one batch."""
     from tqdm import tqdm
 
@@ -116,17 +126,27 @@ def propagate(models, init, velocities, device, threads, duration_fs, dt_fs,
     from gicnet_runtime.initial import initial_conditions_for
     from gicnet_runtime.model import load_model
     from gicnet_runtime.outputs import write_trajectories
+    from gicnet_runtime.resume import PropagateCheckpoint, checkpoint_path
+    from gicnet_runtime.trajio import check_writable
 
+    check_writable(out)
     model = load_model(list(models) or None, device=device, threads=threads)
     conditions = initial_conditions_for(model.description, init, velocities,
                                         model.paths[0].parent)
     total = len(conditions) * model.segment_count(duration_fs, dt_fs)
+    checkpoint = PropagateCheckpoint(checkpoint_path(out), every_s=checkpoint_every_s,
+                                     resume=resume)
+    if resume and not checkpoint.path.is_file():
+        click.echo(f"gicnet: no checkpoint {checkpoint.path}; starting from the beginning",
+                   err=True)
     with tqdm(total=total, unit="segment", desc="propagate", disable=None) as bar:
         trajectories = model.propagate(
             conditions.positions, conditions.velocities, duration_fs, dt_fs,
             energy_threshold_eV=ENERGY_THRESHOLD_EV if energy_threshold_eV is None
-            else energy_threshold_eV, progress=bar.update)
-    for path, traj in zip(write_trajectories(trajectories, out), trajectories):
+            else energy_threshold_eV, progress=bar.update, checkpoint=checkpoint)
+    paths = write_trajectories(trajectories, out)
+    checkpoint.remove()
+    for path, traj in zip(paths, trajectories):
         click.echo(f"{path}  {traj.n_frames} frames to {traj.time_fs[-1]:g} fs, "
                    f"{traj.info['backtracks']} backtracks, "
                    f"{len(traj.info['segments_over_threshold'])} segments over the threshold")
@@ -221,6 +241,8 @@ def simulate(molecule, engine, temperature_K, dt_fs, duration_fs, equilibration_
 @click.option("--device", type=str, default="auto", show_default=True,
               help="auto, cpu or cuda.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@click.option("--checkpoint-every-s", type=click.FloatRange(min=0), default=60.0,
+              show_default=True, help="Seconds between mid-epoch checkpoints (last.pt).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--hidden", type=str, default="1024,512,256,128,64", show_default=True,
               help="Hidden layer widths of the MLP.")
@@ -244,7 +266,7 @@ def simulate(molecule, engine, temperature_K, dt_fs, duration_fs, equilibration_
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 def train(data, out_dir, tc_fs, epochs, n_members, device, resume, seed, hidden, batch_size, lr,
           stride, times_per_pair, energy_epochs, energy_weight, gate_width_fs, ic_file,
-          frame_spacing_fs, threads):
+          frame_spacing_fs, threads, checkpoint_every_s):
     """Train a GICnet ensemble on trajectory files DATA (H5MD, extxyz, .traj, MLatom npz)."""
     import dataclasses
     import time
@@ -275,7 +297,7 @@ def train(data, out_dir, tc_fs, epochs, n_members, device, resume, seed, hidden,
         weights=dataclasses.replace(LossWeights(), energy=energy_weight),
         energy=dataclasses.replace(EnergyTrainConfig(), epochs=energy_epochs),
         epochs=epochs, batch_size=batch_size, lr=lr, stride=stride,
-        times_per_pair=times_per_pair, seed=seed)
+        times_per_pair=times_per_pair, seed=seed, checkpoint_every_s=checkpoint_every_s)
     icdef = ICDefinition.read(ic_file) if ic_file else None
     start = time.monotonic()
     trajectories = read_trajectories(list(data), frame_spacing_fs=frame_spacing_fs)

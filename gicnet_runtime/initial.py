@@ -8,6 +8,10 @@ Two layouts are read:
 * MLatom's pair: a plain XYZ file of geometries (Å) and a velocity file of the same
   layout whose atom lines hold ``vx vy vz`` (Å/fs), optionally after the element
   symbol; several molecules back to back are several initial conditions.
+* any trajectory file gicnet reads (H5MD ``.h5``, MLatom ``.npz``): every frame is one.
+
+Masses are compared with the model's only when the file states them (an extended XYZ
+``masses`` column, H5MD, npz); otherwise the elements decide.
 
 ASE is imported only when a file is read (the ``io`` extra).
 """
@@ -22,11 +26,15 @@ import numpy as np
 
 from gicnet_runtime.description import ModelDescription
 from gicnet_runtime.errors import InputError
-from gicnet_runtime.trajio import require
+from gicnet_runtime.trajio import _SUFFIX_FORMATS, read_trajectory, require
 from gicnet_runtime.units import ase_velocities_to_a_per_fs
 
 #: File looked for next to the model when no initial conditions are given.
 DEFAULT_INIT_NAME = "initial.extxyz"
+#: Largest difference between a stated mass and the model's, amu (isotopes differ by ~1).
+MASS_TOLERANCE_AMU = 0.01
+#: Formats read as trajectories rather than through ASE.
+_TRAJECTORY_FORMATS = ("h5md", "npz")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,11 +45,13 @@ class InitialConditions:
         positions: (B, N, 3) float, Å.
         velocities: (B, N, 3) float, Å/fs.
         atomic_numbers: (N,) int.
+        masses_amu: (N,) float, amu, when the file states them; else None.
     """
 
     positions: np.ndarray
     velocities: np.ndarray
     atomic_numbers: np.ndarray
+    masses_amu: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         pos = np.asarray(self.positions, dtype=np.float64)
@@ -59,6 +69,11 @@ class InitialConditions:
         object.__setattr__(self, "positions", pos)
         object.__setattr__(self, "velocities", vel)
         object.__setattr__(self, "atomic_numbers", z)
+        if self.masses_amu is not None:
+            m = np.asarray(self.masses_amu, dtype=np.float64)
+            if m.shape != z.shape or not np.all(np.isfinite(m) & (m > 0)):
+                raise InputError(f"masses must be {z.size} positive numbers")
+            object.__setattr__(self, "masses_amu", m)
 
     def __len__(self) -> int:
         return self.positions.shape[0]
@@ -76,6 +91,13 @@ class InitialConditions:
             raise InputError(f"atom {i + 1} is {symbols[self.atomic_numbers[i]]} in the initial "
                              f"conditions but {symbols[model_z[i]]} in the model (atom order "
                              "must match the model's)")
+        if self.masses_amu is not None:
+            model_m = np.asarray(description.masses_amu)
+            wrong = np.flatnonzero(np.abs(model_m - self.masses_amu) > MASS_TOLERANCE_AMU)
+            if wrong.size:
+                i = int(wrong[0])
+                raise InputError(f"atom {i + 1} has mass {self.masses_amu[i]:g} amu in the "
+                                 f"initial conditions but {model_m[i]:g} amu in the model")
 
 
 def read_initial_conditions(path: str | os.PathLike,
@@ -90,6 +112,10 @@ def read_initial_conditions(path: str | os.PathLike,
     for p in (path, velocities_path):
         if p is not None and not Path(p).is_file():
             raise InputError(f"initial-conditions file not found: {p}")
+    if velocities_path is None and _SUFFIX_FORMATS.get(path.suffix.lower()) in _TRAJECTORY_FORMATS:
+        traj = read_trajectory(path)
+        return InitialConditions(traj.positions, traj.velocities, traj.atomic_numbers,
+                                 traj.masses)
     frames = _read_frames(path)
     z = frames[0].numbers
     for n, atoms in enumerate(frames):
@@ -107,7 +133,8 @@ def read_initial_conditions(path: str | os.PathLike,
             raise InputError(f"{path}: frame {missing[0]} has no velocities (an extended XYZ "
                              "'momenta' column); for MLatom's files give the velocity file too")
         velocities = ase_velocities_to_a_per_fs(np.stack([a.get_velocities() for a in frames]))
-    return InitialConditions(positions, velocities, z)
+    masses = frames[0].get_masses() if "masses" in frames[0].arrays else None
+    return InitialConditions(positions, velocities, z, masses)
 
 
 def _read_frames(path: Path) -> list:
@@ -126,7 +153,11 @@ def read_velocity_blocks(path: str | os.PathLike, n_atoms: int) -> np.ndarray:
 
     Returns (B, N, 3) Å/fs.
     """
-    lines = Path(path).read_text().splitlines()
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read velocity file {path}: {' '.join(str(err).split())}"
+                         ) from None
     blocks, i = [], 0
     while i < len(lines):
         if not lines[i].strip():

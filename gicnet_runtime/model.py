@@ -19,6 +19,8 @@ from gicnet_runtime import propagate as _propagate
 from gicnet_runtime.description import ModelDescription
 from gicnet_runtime.ensemble import ENERGY_THRESHOLD_EV, reference_energy_eV, total_energy_error_eV
 from gicnet_runtime.errors import InputError, ModelError
+from gicnet_runtime.icdef import ICDefinition, check_geometry
+from gicnet_runtime.resume import PropagateCheckpoint, fingerprint
 from gicnet_runtime.session import MAX_CHUNK_BYTES, Session
 from gicnet_runtime.timegrid import TIME_RTOL, frame_times_fs, segment_of
 from gicnet_runtime.trajectory import Trajectory
@@ -100,7 +102,8 @@ class Model:
 
     def propagate(self, positions: np.ndarray, velocities: np.ndarray, duration_fs: float,
                   dt_fs: float, *, energy_threshold_eV: float = ENERGY_THRESHOLD_EV,
-                  progress: Callable[[int], None] | None = None) -> list[Trajectory]:
+                  progress: Callable[[int], None] | None = None,
+                  checkpoint: PropagateCheckpoint | None = None) -> list[Trajectory]:
         """Long trajectories from B initial conditions, unrolled together by segments of tc.
 
         Args:
@@ -112,14 +115,21 @@ class Model:
                 this makes the runtime step back a segment and try the next member, eV.
             progress: called with the number of segments just finished (of
                 B · :meth:`segment_count` in all).
+            checkpoint: saves the unrolling state periodically and, when its ``resume`` is
+                set, continues from the state it saved (:mod:`gicnet_runtime.resume`).
 
         Returns:
             One :class:`Trajectory` per initial condition; see
             :func:`gicnet_runtime.propagate.propagate` for what ``info`` records.
         """
         pos, vel, _ = self._state(positions, velocities)
+        state = None
+        if checkpoint is not None:
+            state = checkpoint.start(fingerprint(self.paths, pos, vel, duration_fs, dt_fs,
+                                                 energy_threshold_eV))
         return _propagate.propagate(self.members, pos, vel, duration_fs, dt_fs,
-                                    energy_threshold_eV=energy_threshold_eV, progress=progress)
+                                    energy_threshold_eV=energy_threshold_eV, progress=progress,
+                                    state=state, on_step=checkpoint)
 
     def segment_count(self, duration_fs: float, dt_fs: float) -> int:
         """Segments of tc needed for ``duration_fs`` with frames every ``dt_fs``."""
@@ -139,6 +149,8 @@ class Model:
         for name, arr in (("positions", pos), ("velocities", vel)):
             if not np.all(np.isfinite(arr)):
                 raise InputError(f"{name} contain NaN or inf")
+        check_geometry(pos, np.asarray(self.description.masses_amu),
+                       ICDefinition(self.description.ic_rows))
         return (pos, vel, True) if batched else (pos[None], vel[None], False)
 
     def _times(self, times_fs, n_batch: int) -> np.ndarray:

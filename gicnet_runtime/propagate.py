@@ -50,7 +50,9 @@ MAX_SPEED_A_PER_FS = 1.0
 def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np.ndarray,
               duration_fs: float, dt_fs: float, *,
               energy_threshold_eV: float = ENERGY_THRESHOLD_EV,
-              progress: Callable[[int], None] | None = None) -> list[Trajectory]:
+              progress: Callable[[int], None] | None = None,
+              state: Sequence[Unroll] | None = None,
+              on_step: Callable[[list[Unroll]], None] | None = None) -> list[Trajectory]:
     """Unroll trajectories from B initial conditions (see the module docstring).
 
     Args:
@@ -60,7 +62,11 @@ def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np
         duration_fs: length of the trajectories, fs.
         dt_fs: spacing of the output frames, fs (any value, independent of tc).
         energy_threshold_eV: largest acceptable total-energy error of a segment, eV.
-        progress: called with the number of newly accepted segments (of B·S in all).
+        progress: called with the number of newly accepted segments (of B·S in all);
+            when continuing from ``state``, first with the segments it already holds.
+        state: the unrolling state saved by an interrupted run of these same arguments
+            (:mod:`gicnet_runtime.resume`), to continue from; None starts afresh.
+        on_step: called with the unrolling state after every batched step (checkpoints).
 
     Returns:
         B trajectories.  One that failed numerically ends at its last good segment and
@@ -77,6 +83,12 @@ def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np
     per_segment = [frames[frame_segment == s] for s in range(int(frame_segment[-1]) + 1)]
     unrolls = [Unroll(p, v, mom.linear_momentum(v, masses), mom.angular_momentum(p, v, masses),
                       mom.centre_of_mass(p, masses)) for p, v in zip(positions, velocities)]
+    if state is not None:
+        if len(state) != len(unrolls):
+            raise InputError(f"saved state holds {len(state)} trajectories, not {len(unrolls)}")
+        unrolls = list(state)
+        if progress is not None:
+            progress(sum(u.segment for u in unrolls))
     potential0 = _initial_potential(sessions, positions, velocities)
     reference = (reference_energy_eV(potential0, velocities, masses)
                  if potential0 is not None else None)
@@ -90,6 +102,8 @@ def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np
         done = sum(unrolls[i].offer(c, energy_threshold_eV) for i, c in zip(active, candidates))
         if progress is not None and done:
             progress(done)
+        if on_step is not None:
+            on_step(unrolls)
     info = {"engine": "gicnet", "models": [s.path.name for s in sessions],
             "tc_fs": desc.tc_fs, "dt_fs": float(dt_fs), "duration_fs": float(duration_fs),
             "energy_threshold_eV": float(energy_threshold_eV)}

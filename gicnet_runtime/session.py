@@ -124,10 +124,18 @@ class Session:
         if (providers or device == "cuda") and wanted[0] not in self.providers:
             raise GicnetError(f"{wanted[0]} could not be used for {self.path.name} (missing "
                               f"CUDA/cuDNN libraries?); try device 'cpu'")
-        meta = self._session.get_modelmeta().custom_metadata_map
-        self.description = ModelDescription.from_metadata(meta)
-        self._outputs = OUTPUT_NAMES + ((ENERGY_OUTPUT,) if self.description.has_energy else ())
-        self._check_contract()
+        try:
+            meta = self._session.get_modelmeta().custom_metadata_map
+            try:
+                self.description = ModelDescription.from_metadata(meta)
+            except ModelError as err:
+                raise ModelError(f"{self.path.name}: {err}") from None
+            self._outputs = OUTPUT_NAMES + ((ENERGY_OUTPUT,) if self.description.has_energy
+                                            else ())
+            self._check_contract()
+        except UnicodeDecodeError:  # names or metadata of a damaged file
+            raise ModelError(f"{self.path.name}: names or metadata are not valid UTF-8"
+                             ) from None
         self.max_chunk_bytes = int(max_chunk_bytes)
 
     def _check_contract(self) -> None:

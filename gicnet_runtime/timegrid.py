@@ -24,10 +24,12 @@ def parse_times(spec: str) -> np.ndarray:
     try:
         if ":" in text:
             start, stop, step = (float(x) for x in text.split(":"))
-            return _inclusive_range(start, stop, step)
-        times = np.array([float(x) for x in text.split(",") if x.strip()], dtype=np.float64)
+        else:
+            times = np.array([float(x) for x in text.split(",") if x.strip()], dtype=np.float64)
     except ValueError:
         raise InputError(f"cannot read times {spec!r}: give start:stop:step or t1,t2,...") from None
+    if ":" in text:
+        return _inclusive_range(start, stop, step)
     if times.size == 0:
         raise InputError("no times given")
     return times

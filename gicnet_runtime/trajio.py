@@ -48,6 +48,8 @@ _SUFFIX_FORMATS = {
 READ_FAILURES = (
     OSError, KeyError, ValueError, IndexError, TypeError, AttributeError, EOFError,
     zipfile.BadZipFile, UnicodeDecodeError, AssertionError, StopIteration,
+    RuntimeError,  # h5py: "address of object past end of allocation" and the like
+    MemoryError,  # a damaged header that claims an enormous array (ASE .traj)
 )
 
 
@@ -132,8 +134,29 @@ def write_trajectory(
     kind = format_of(path, fmt)
     if not path.parent.is_dir():
         raise InputError(f"output folder does not exist: {path.parent}")
-    with _atomic_target(path) as tmp:
-        _write(traj, tmp, kind, npz_energy_unit)
+    try:
+        with _atomic_target(path) as tmp:
+            _write(traj, tmp, kind, npz_energy_unit)
+    except OSError as err:
+        raise InputError(f"cannot write {path}: {_one_line(err)}") from None
+    return path
+
+
+def check_writable(path: str | os.PathLike, fmt: str | None = None) -> Path:
+    """Fail early, before any work, unless a trajectory can be written to ``path``:
+    a known format, an existing folder, and permission to create files in it."""
+    path = Path(path)
+    format_of(path, fmt)
+    if not path.parent.is_dir():
+        raise InputError(f"output folder does not exist: {path.parent}")
+    if path.is_dir():
+        raise InputError(f"output path is a folder: {path}")
+    probe = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.probe")
+    try:
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as err:
+        raise InputError(f"cannot write to {path.parent}: {_one_line(err)}") from None
     return path
 
 

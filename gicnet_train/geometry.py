@@ -171,6 +171,7 @@ def internal_to_cartesian(q: torch.Tensor, q_dot: torch.Tensor,
     n = icdef.n_atoms
     if q.shape[-2:] != (n, 3) or q_dot.shape != q.shape:
         raise InputError(f"q and q_dot must have shape (..., {n}, 3), got {q.shape}, {q_dot.shape}")
+    _check_dtypes(q, q_dot)
     shape = q.shape[:-2] + (3,)
     zeros = torch.zeros(shape, dtype=q.dtype, device=q.device)
     points: dict[int, Dual] = {
@@ -250,4 +251,11 @@ def _check_shape(positions: torch.Tensor, velocities: torch.Tensor, icdef: ICDef
     if velocities.shape != positions.shape:
         raise InputError(f"velocities shape {tuple(velocities.shape)} differs from positions "
                          f"{tuple(positions.shape)}")
+    _check_dtypes(positions, velocities)
+
+
+def _check_dtypes(a: torch.Tensor, b: torch.Tensor) -> None:
+    if not a.dtype.is_floating_point or a.dtype != b.dtype:
+        raise InputError(f"expected two tensors of one floating dtype, got {a.dtype} and "
+                         f"{b.dtype}")
 
