@@ -19,6 +19,7 @@ from gicnet_runtime.units import EV_IN_KCAL_PER_MOL
 DPI = 150
 #: Peaks labelled on a spectrum plot, at most.
 LABELLED_PEAKS = 8
+_UNIT_LABELS = {"A": "Å", "deg": "deg"}
 #: Labelled peaks are at least this far apart, cm-1.
 LABEL_GAP_CM = 60.0
 
@@ -86,7 +87,9 @@ def plot_segment_errors(path: str | os.PathLike, times_fs: np.ndarray,
     for ax, (name, values) in zip(axes[0], errors.items()):
         ax.plot(times_fs, values, marker=".")
         ax.set_xlabel("time in segment / fs")
-        ax.set_title(name.replace("_", " "), fontsize=9)
+        quantity, unit = name.rsplit("_", 1)
+        ax.set_title(f"{quantity.replace('_', ' ')} / {_UNIT_LABELS.get(unit, unit)}",
+                     fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 
