@@ -30,6 +30,7 @@ import numpy as np
 from gicnet_runtime import internal
 from gicnet_runtime.errors import InputError
 from gicnet_runtime.icdef import ICDefinition
+from gicnet_runtime.spectrum import frame_spacing_fs
 from gicnet_runtime.trajectory import Trajectory
 from gicnet_runtime.units import EV_IN_KCAL_PER_MOL
 
@@ -109,7 +110,7 @@ def segment_errors(model, references: Sequence[Trajectory],
     Returns times_fs (K,), bond_rmse_A, angle_rmse_deg, dihedral_rmse_deg and
     cartesian_rmsd_A (K,) lists, and n_starts."""
     tc = model.description.tc_fs
-    dt = float(np.mean(np.diff(references[0].time_fs)))
+    dt = frame_spacing_fs(references)
     per_segment = tc / dt
     if abs(per_segment - round(per_segment)) > FRAME_RTOL * per_segment:
         raise InputError(f"reference frames {dt:g} fs apart do not divide tc = {tc:g} fs")
