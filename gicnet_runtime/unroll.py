@@ -134,11 +134,16 @@ class Unroll:
 
 
 def _only_member_in_use(candidate: Candidate) -> Candidate:
-    """The candidate cut down to the member in use (it can no longer change)."""
+    """The candidate cut down to the member in use (it can no longer change).
+
+    The arrays are copied: as views they would keep every member's prediction of the
+    whole batch alive (the propagate step's arrays), several times the memory of the
+    trajectories themselves."""
     pick = slice(candidate.ranking.member, candidate.ranking.member + 1)
-    potential = None if candidate.potential_eV is None else candidate.potential_eV[pick]
+    potential = None if candidate.potential_eV is None else candidate.potential_eV[pick].copy()
     return dataclasses.replace(
-        candidate, positions=candidate.positions[pick], velocities=candidate.velocities[pick],
-        potential_eV=potential, end_positions=candidate.end_positions[pick],
-        end_velocities=candidate.end_velocities[pick],
+        candidate, positions=candidate.positions[pick].copy(),
+        velocities=candidate.velocities[pick].copy(), potential_eV=potential,
+        end_positions=candidate.end_positions[pick].copy(),
+        end_velocities=candidate.end_velocities[pick].copy(),
         ranking=Ranking(candidate.ranking.errors_eV[pick]), members=candidate.members[pick])

@@ -166,3 +166,17 @@ def test_bad_durations(models, duration_fs, dt_fs, message):
     with pytest.raises(InputError, match=message):
         _model(models, "free").propagate(ETHANOL_POSITIONS_A, thermal_velocities(1),
                                          duration_fs, dt_fs)
+
+
+@pytest.mark.parametrize(("dt_fs", "n_times"), [(0.5, 20), (0.1, 100), (0.7, 23), (2.5, 12)])
+def test_each_segment_time_is_predicted_once(dt_fs, n_times):
+    from gicnet_runtime.propagate import _segment_times
+
+    checks = np.arange(1, 11) * 1.0
+    frames = dt_fs * np.arange(1, 200)
+    frames = frames[frames <= 10.0 * (1 + 1e-9)]
+    times, n_frames, end = _segment_times(frames, checks, 10.0)
+    assert times.size == n_times and n_frames == frames.size
+    np.testing.assert_array_equal(times[:n_frames], np.clip(frames, 0, 10))
+    assert abs(times[end] - 10.0) < 1e-8
+    assert np.abs(times[:, None] - checks[None]).min(axis=0).max() < 1e-8

@@ -90,6 +90,20 @@ def test_chunks_cover_every_row_and_time_once():
     np.testing.assert_array_equal(seen, 1)
 
 
+@pytest.mark.parametrize(("n_batch", "n_times", "max_frames"),
+                         [(7, 5, 12), (256, 20, 1024), (3, 40, 16), (1, 1, 1), (0, 3, 8)])
+def test_chunks_bounded_by_frames_are_even(n_batch, n_times, max_frames):
+    seen = np.zeros((n_batch, n_times), dtype=int)
+    sizes = set()
+    for rows, cols in _chunks(n_batch, n_times, 9, 10**9, max_frames):
+        seen[rows, cols] += 1
+        size = seen[rows, cols].size
+        assert size <= max_frames
+        sizes.add(len(range(*rows.indices(n_batch))))
+    np.testing.assert_array_equal(seen, 1)
+    assert max(sizes, default=0) - min(sizes, default=0) <= 1
+
+
 def test_chunked_run_equals_one_call(model_path):
     rng = np.random.default_rng(0)
     pos = ETHANOL_POSITIONS_A + rng.normal(0, 0.05, (6, 9, 3))
