@@ -264,9 +264,15 @@ def simulate(molecule, engine, temperature_K, dt_fs, duration_fs, equilibration_
 @click.option("--frame-spacing-fs", type=float, default=None,
               help="Frame spacing for files without time information, fs.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--time-budget-s", type=float, default=0.0, show_default=True,
+              help="Cut the epochs, after the first, to what fits this many seconds per "
+                   "member (0 = off).")
+@click.option("--members", "only_members", type=str, default=None,
+              help="Train only these member indices (comma-separated; empty string: only the "
+                   "energy model), e.g. to train members in parallel processes with --resume.")
 def train(data, out_dir, tc_fs, epochs, n_members, device, resume, seed, hidden, batch_size, lr,
           stride, times_per_pair, energy_epochs, energy_weight, gate_width_fs, ic_file,
-          frame_spacing_fs, threads, checkpoint_every_s):
+          frame_spacing_fs, threads, time_budget_s, only_members, checkpoint_every_s):
     """Train a GICnet ensemble on trajectory files DATA (H5MD, extxyz, .traj, MLatom npz)."""
     import dataclasses
     import time
@@ -297,18 +303,27 @@ def train(data, out_dir, tc_fs, epochs, n_members, device, resume, seed, hidden,
         weights=dataclasses.replace(LossWeights(), energy=energy_weight),
         energy=dataclasses.replace(EnergyTrainConfig(), epochs=energy_epochs),
         epochs=epochs, batch_size=batch_size, lr=lr, stride=stride,
-        times_per_pair=times_per_pair, seed=seed, checkpoint_every_s=checkpoint_every_s)
+        times_per_pair=times_per_pair, seed=seed, checkpoint_every_s=checkpoint_every_s,
+        time_budget_s=time_budget_s)
     icdef = ICDefinition.read(ic_file) if ic_file else None
+    members = None
+    if only_members is not None:
+        try:
+            members = [int(k) for k in only_members.split(",") if k.strip()]
+        except ValueError:
+            raise InputError(f"--members must be comma-separated integers, got "
+                             f"{only_members!r}") from None
     start = time.monotonic()
     trajectories = read_trajectories(list(data), frame_spacing_fs=frame_spacing_fs)
     summary = fit(trajectories, out_dir, cfg, n_members=n_members, device=device, resume=resume,
-                  icdef=icdef, sources=[str(p) for p in data])
-    for k, member in enumerate(summary["members"]):
+                  icdef=icdef, sources=[str(p) for p in data], members=members)
+    for member in summary["members"]:
         v = member["validation"]
-        click.echo(f"member {k}: bond {v['bond_rmse']:.4f} A  angle {v['angle_rmse']:.4f} rad  "
+        click.echo(f"member seed {member['seed']}: bond {v['bond_rmse']:.4f} A  angle {v['angle_rmse']:.4f} rad  "
                    f"dihedral {v['dihedral_rmse']:.4f} rad  "
                    f"RMSD@tc {v['cartesian_rmsd_at_tc_A']:.4f} A (validation)")
-    click.echo(f"trained {n_members} member(s) in {time.monotonic() - start:.0f} s -> {out_dir}")
+    click.echo(f"{len(summary['members'])} of {n_members} member(s) trained; this call took "
+               f"{time.monotonic() - start:.0f} s -> {out_dir}")
 
 
 @main.command()

@@ -52,6 +52,10 @@ class TrainConfig:
     target times, drawn at random (0 = all).  Target times 0.5 fs apart carry strongly
     correlated errors, so 4 of 20 give nearly the same gradient at a fifth of the cost;
     validation always uses every time.
+
+    ``time_budget_s`` (0 = off): after the first epoch, the number of epochs is cut to
+    what fits the budget at the measured speed (at most ``epochs``); the learning-rate
+    schedule follows the new length.  Lets one recipe fill a fixed slot on any hardware.
     """
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -69,6 +73,7 @@ class TrainConfig:
     time_weighting: str = "uniform"
     seed: int = 0
     checkpoint_every_s: float = 60.0
+    time_budget_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -95,6 +95,7 @@ def export_member(run_dir: str | Path, out_path: str | Path, member: int = 0) ->
         proto.producer_name, proto.doc_string = "gicnet", __doc__.strip().splitlines()[0]
         onnx.checker.check_model(proto, full_check=True)
         onnx.save(proto, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shipped model is an ordinary file
         os.replace(tmp, out_path)
     finally:
         if os.path.exists(tmp):

@@ -88,20 +88,22 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
                  progress: bool = True) -> dict[str, object]:
     """Train one model into ``out`` (last.pt, best.pt, history.json); returns final.json."""
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    state = {"epoch": 0, "batch": 0, "step": 0, "best_loss": math.inf, "history": []}
+    state = {"epoch": 0, "batch": 0, "step": 0, "best_loss": math.inf, "history": [],
+             "epochs": cfg.epochs}
     if resume and (out / "last.pt").exists():
         saved = ckpt.load(out / "last.pt")
         model.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimizer"])
         state = saved["progress"]
     n_batches = math.ceil(len(train) / cfg.batch_size)
-    total_steps = cfg.epochs * n_batches
+    started = time.monotonic()
 
     def save_last() -> None:
         ckpt.save({"model": model.state_dict(), "optimizer": optimiser.state_dict(),
                    "progress": state}, out / "last.pt")
 
-    for epoch in range(state["epoch"], cfg.epochs):
+    while (epoch := state["epoch"]) < state["epochs"]:
+        total_steps = state["epochs"] * n_batches
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(
             cfg.seed * 100_003 + epoch)).to(train.q0.device)
         batches = order.split(cfg.batch_size)
@@ -131,10 +133,13 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
             state["best_loss"] = metrics["loss"]
             ckpt.save({"model": model.state_dict()}, out / "best.pt")
         state["epoch"], state["batch"] = epoch + 1, 0
+        if epoch == 0 and cfg.time_budget_s > 0:
+            per_epoch = time.monotonic() - started
+            state["epochs"] = max(1, min(cfg.epochs, int(cfg.time_budget_s // per_epoch)))
         save_last()
         ckpt.write_json(state["history"], out / "history.json")
         if progress:
-            tqdm.write(f"{out.name} epoch {epoch + 1}/{cfg.epochs}: val loss {metrics['loss']:.5f} "
+            tqdm.write(f"{out.name} epoch {epoch + 1}/{state['epochs']}: val loss {metrics['loss']:.5f} "
                        f"bond {metrics['distance']:.5f} A angle {metrics['angle']:.5f} rad "
                        f"dihedral {metrics['dihedral']:.5f} rad")
     best = ckpt.load(out / "best.pt")
