@@ -105,7 +105,7 @@ def predict(models, init, velocities, device, threads, times, out):
 @main.command()
 @_runtime_options
 @click.option("--duration-fs", type=float, required=True, help="Trajectory length, fs.")
-@click.option("--dt-fs", type=float, required=True,
+@click.option("--dt-fs", type=float, default=0.5, show_default=True,
               help="Spacing of the output frames, fs (any value, independent of tc).")
 @click.option("--energy-threshold-eV", "energy_threshold_eV", type=float, default=None,
               help="Largest total-energy error of a segment before stepping back and trying "
@@ -119,6 +119,8 @@ def predict(models, init, velocities, device, threads, times, out):
 def propagate(models, init, velocities, device, threads, duration_fs, dt_fs,
               energy_threshold_eV, out, resume, checkpoint_every_s):
     """Unroll long trajectories segment by segment, all initial conditions in one batch."""
+    import time
+
     from tqdm import tqdm
 
     from gicnet_runtime.ensemble import ENERGY_THRESHOLD_EV
@@ -139,6 +141,7 @@ def propagate(models, init, velocities, device, threads, duration_fs, dt_fs,
     if resume and not checkpoint.path.is_file():
         click.echo(f"gicnet: no checkpoint {checkpoint.path}; starting from the beginning",
                    err=True)
+    start = time.perf_counter()
     with tqdm(total=total, unit="segment", desc="propagate", disable=None) as bar:
         trajectories = model.propagate(
             conditions.positions, conditions.velocities, duration_fs, dt_fs,
@@ -150,6 +153,11 @@ def propagate(models, init, velocities, device, threads, duration_fs, dt_fs,
         click.echo(f"{path}  {traj.n_frames} frames to {traj.time_fs[-1]:g} fs, "
                    f"{traj.info['backtracks']} backtracks, "
                    f"{len(traj.info['segments_over_threshold'])} segments over the threshold")
+    elapsed = time.perf_counter() - start
+    simulated = sum(t.time_fs[-1] for t in trajectories)
+    click.echo(f"{len(trajectories)} trajectories, {simulated / 1000:g} ps in all, in "
+               f"{elapsed:.1f} s ({simulated / max(elapsed, 1e-9):,.0f} fs/s) on "
+               f"{model.members[0].providers[0]}")
     failed = [t.info["failure"] for t in trajectories if "failure" in t.info]
     for message in failed:
         click.echo(f"gicnet: warning: {message}", err=True)
