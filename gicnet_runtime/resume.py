@@ -109,8 +109,11 @@ class PropagateCheckpoint:
             self._last_save = time.monotonic()
 
     def remove(self) -> None:
-        """Delete the checkpoint file (the run's results are safe)."""
+        """Delete the checkpoint file and any temporary copy that a killed run left
+        half-written beside it (the run's results are safe)."""
         self.path.unlink(missing_ok=True)
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def save_state(path: str | os.PathLike, unrolls: Sequence[Unroll], key: str) -> None:
