@@ -327,7 +327,8 @@ def train(data, out_dir, tc_fs, epochs, n_members, device, resume, seed, hidden,
                   icdef=icdef, sources=[str(p) for p in data], members=members)
     for member in summary["members"]:
         v = member["validation"]
-        click.echo(f"member seed {member['seed']}: bond {v['bond_rmse']:.4f} A  angle {v['angle_rmse']:.4f} rad  "
+        click.echo(f"member seed {member['seed']}: bond {v['bond_rmse']:.4f} A  "
+                   f"angle {v['angle_rmse']:.4f} rad  "
                    f"dihedral {v['dihedral_rmse']:.4f} rad  "
                    f"RMSD@tc {v['cartesian_rmsd_at_tc_A']:.4f} A (validation)")
     click.echo(f"{len(summary['members'])} of {n_members} member(s) trained; this call took "

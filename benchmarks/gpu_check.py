@@ -1,44 +1,76 @@
-"""Final device call: CUDA provider parity with CPU and GPU throughput of the runtime."""
-import contextlib, io, json, os, sys, time
+"""CUDA-provider check of the runtime on a GPU machine: provider choice, CPU parity, throughput.
+
+    python -m benchmarks.gpu_check --models exported/ethanol --out results/h100_gpu_check.json
+
+Loads the ensemble with ``device="auto"`` (must pick CUDA, silently), ``"cuda"`` and
+``"cpu"``; predicts the example starts at 21 times in [0, 10] fs on both and reports the
+largest differences; then times ``propagate`` (frames every 0.5 fs) for several batch sizes
+on CUDA and a few on the CPU provider.  Numbers from one run; see BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import time
+from pathlib import Path
+
 import numpy as np
-W = os.environ.get("GICNET_W", "/tmp/w"); sys.path.insert(0, W)
-out_dir = sys.argv[1]
-from gicnet_runtime.model import load_model
 import onnxruntime as ort
-res = {"ort_version": ort.__version__, "available": ort.get_available_providers()}
-models = W + "/trained" if os.path.isdir(W + "/trained") else W + "/exported/ethanol"
-res["models"] = models
-err = io.StringIO()
-with contextlib.redirect_stderr(err):
-    auto = load_model(models, device="auto")
-res["auto_providers"] = auto.members[0].providers
-res["auto_stderr_chars"] = len(err.getvalue())
-cuda = load_model(models, device=os.environ.get("GICNET_DEV", "cuda"))
-cpu = load_model(models, device="cpu")
-res["cuda_providers"] = cuda.members[0].providers
-rng = np.random.default_rng(0)
-try:
-    from gicnet_runtime.initial import initial_conditions_for
-    ic = initial_conditions_for(cpu.description, None, None, __import__("pathlib").Path(W + "/exported/ethanol"))
-    pos, vel = ic.positions, ic.velocities
-except Exception as e:  # noqa
-    res["init_error"] = repr(e)
-    raise
-times = np.linspace(0, 10, 21)
-a = cpu.predict(pos, vel, times); b = cuda.predict(pos, vel, times)
-res["parity_max_abs_pos_A"] = float(np.abs(a.positions - b.positions).max())
-res["parity_max_abs_vel_A_per_fs"] = float(np.abs(a.velocities - b.velocities).max())
-res["parity_same_member"] = bool(np.array_equal(a.member, b.member))
-def rate(model, B, duration):
-    p = np.repeat(pos, int(np.ceil(B / len(pos))), 0)[:B]; v = np.repeat(vel, int(np.ceil(B / len(vel))), 0)[:B]
-    model.propagate(p[:1], v[:1], 20.0, 0.5)  # warm-up
-    t0 = time.perf_counter(); trajs = model.propagate(p, v, duration, 0.5); dt = time.perf_counter() - t0
-    return {"B": B, "duration_fs": duration, "wall_s": dt, "fs_per_s_per_traj": duration / dt,
-            "aggregate_fs_per_s": B * duration / dt, "backtracks": int(sum(t.info["backtracks"] for t in trajs))}
-res["throughput"] = {"cuda": [], "cpu16": []}
-for B, d in ((1, 1000.0), (16, 1000.0), (256, 1000.0), (1024, 500.0)):
-    res["throughput"]["cuda"].append(rate(cuda, B, d)); print(res["throughput"]["cuda"][-1], flush=True)
-for B, d in ((1, 500.0), (256, 200.0)):
-    res["throughput"]["cpu16"].append(rate(cpu, B, d)); print(res["throughput"]["cpu16"][-1], flush=True)
-json.dump(res, open(os.path.join(out_dir, "gpu_check.json"), "w"), indent=1)
-print(json.dumps({k: v for k, v in res.items() if k != "throughput"}, indent=1))
+
+from gicnet_runtime.initial import initial_conditions_for
+from gicnet_runtime.model import DEFAULT_MODEL_DIR, load_model
+
+#: (trajectories, fs each): CUDA sweep and CPU comparison.
+CUDA_RUNS = ((1, 1000.0), (16, 1000.0), (256, 1000.0), (1024, 500.0))
+CPU_RUNS = ((1, 500.0), (256, 200.0))
+DT_FS = 0.5
+
+
+def throughput(model, positions, velocities, batch: int, duration_fs: float) -> dict:
+    """fs of trajectory per wall second for ``batch`` copies of the starts (cycled)."""
+    take = np.arange(batch) % len(positions)
+    model.propagate(positions[:1], velocities[:1], 20.0, DT_FS)  # warm-up
+    start = time.perf_counter()
+    trajs = model.propagate(positions[take], velocities[take], duration_fs, DT_FS)
+    wall = time.perf_counter() - start
+    return {"B": batch, "duration_fs": duration_fs, "wall_s": wall,
+            "fs_per_s_per_traj": duration_fs / wall,
+            "aggregate_fs_per_s": batch * duration_fs / wall,
+            "backtracks": int(sum(t.info["backtracks"] for t in trajs))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--init-dir", type=Path, default=DEFAULT_MODEL_DIR,
+                        help="folder holding initial.extxyz")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    res = {"ort_version": ort.__version__, "available": ort.get_available_providers(),
+           "models": str(args.models)}
+    noise = io.StringIO()
+    with contextlib.redirect_stderr(noise):
+        auto = load_model(args.models, device="auto")
+    res["auto_providers"] = auto.members[0].providers
+    res["auto_stderr_chars"] = len(noise.getvalue())
+    cuda, cpu = load_model(args.models, device="cuda"), load_model(args.models, device="cpu")
+    res["cuda_providers"] = cuda.members[0].providers
+    starts = initial_conditions_for(cpu.description, None, None, args.init_dir)
+    pos, vel = starts.positions, starts.velocities
+    times = np.linspace(0.0, 10.0, 21)
+    a, b = cpu.predict(pos, vel, times), cuda.predict(pos, vel, times)
+    res["parity_max_abs_pos_A"] = float(np.abs(a.positions - b.positions).max())
+    res["parity_max_abs_vel_A_per_fs"] = float(np.abs(a.velocities - b.velocities).max())
+    res["parity_same_member"] = bool(np.array_equal(a.member, b.member))
+    res["throughput"] = {
+        "cuda": [throughput(cuda, pos, vel, n, d) for n, d in CUDA_RUNS],
+        "cpu16": [throughput(cpu, pos, vel, n, d) for n, d in CPU_RUNS]}
+    args.out.write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()

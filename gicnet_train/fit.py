@@ -67,28 +67,13 @@ def fit(trajectories: list[Trajectory], out: Path, cfg: TrainConfig, n_members: 
     if len(trajectories) < 2:
         raise InputError("training needs at least 2 trajectories (one is held for validation)")
     dev = resolve_device(device)
-    first = trajectories[0]
-    if icdef is None:
-        icdef = build_icdef(first.positions[0], first.atomic_numbers, first.masses)
-    if icdef.n_atoms != first.n_atoms:
-        raise InputError(f"IC definition has {icdef.n_atoms} atoms, data {first.n_atoms}")
-    if resume and (out / "run.json").exists():
-        run = ckpt.read_json(out / "run.json")
-        if TrainConfig.from_dict(run["config"]) != cfg:
-            raise InputError("--resume with settings different from the interrupted run")
-        icdef = ICDefinition(tuple(tuple(r) for r in run["ic_rows"]))
-    train_ids, val_ids = _trajectory_split(len(trajectories), cfg)
-    ckpt.write_json({"config": cfg.to_dict(), "ic_rows": [list(r) for r in icdef.rows],
-                     "atomic_numbers": first.atomic_numbers.tolist(),
-                     "masses_amu": first.masses.tolist(), "sources": sources or [],
-                     "train_trajectories": train_ids, "val_trajectories": val_ids,
-                     "provenance": {k: v for k, v in first.info.items()
-                                    if isinstance(v, (str, int, float, bool))}},
-                    out / "run.json")
-    energy = _energy_model(trajectories, train_ids, val_ids, cfg, out, dev, progress)
-    todo = range(n_members) if members is None else members
+    todo = list(range(n_members)) if members is None else list(members)
     if any(not 0 <= k < n_members for k in todo):
-        raise InputError(f"member indices must lie in 0..{n_members - 1}, got {list(todo)}")
+        raise InputError(f"member indices must lie in 0..{n_members - 1}, got {todo}")
+    icdef = _run_icdef(trajectories[0], out, cfg, resume, icdef)
+    train_ids, val_ids = _trajectory_split(len(trajectories), cfg)
+    _write_run(out, trajectories[0], cfg, icdef, sources, train_ids, val_ids)
+    energy = _energy_model(trajectories, train_ids, val_ids, cfg, out, dev, progress)
     if dev.type == "cuda":
         # TF32 matmuls: ~1e-3 relative rounding of the network's correction term, far
         # below its target accuracy, at several times the float32 speed.
@@ -97,24 +82,57 @@ def fit(trajectories: list[Trajectory], out: Path, cfg: TrainConfig, n_members: 
     if todo:
         pairs = build_pairs(trajectories, icdef, cfg.model.tc_fs, cfg.stride)
         train, val = split_by_trajectory(pairs, train_ids)
-        train_d, val_d = train.to(dev), val.to(dev)
-    for k in todo:
-        seed = cfg.seed + MEMBER_SEED_STEP * k
-        member_dir = out / f"member_{k}"
-        torch.manual_seed(seed)
-        model = GICnet(icdef, first.masses, cfg.model).to(dev)
-        model.set_scaling(train_d.q0, train_d.q0_dot, train_d.q[:, -1])
-        member_cfg = dataclasses.replace(cfg, seed=seed)
-        train_member(model, train_d, val_d, member_cfg, member_dir, energy, resume, progress)
-        final = member_report(model.cpu(), val, icdef)
-        final["seed"] = seed
-        ckpt.write_json(final, member_dir / "final.json")
+        for k in todo:
+            _train_one(k, trajectories[0].masses, icdef, train, val, cfg, out, energy, dev,
+                       resume, progress)
     summary = {"energy": ckpt.read_json(out / "energy" / "metrics.json"),
                "members": [ckpt.read_json(out / f"member_{k}" / "final.json")
                            for k in range(n_members)
                            if (out / f"member_{k}" / "final.json").exists()]}
     ckpt.write_json(summary, out / "summary.json")
     return summary
+
+
+def _run_icdef(first: Trajectory, out: Path, cfg: TrainConfig, resume: bool,
+               icdef: ICDefinition | None) -> ICDefinition:
+    """The run's IC definition: the interrupted run's on resume, else given or built."""
+    if resume and (out / "run.json").exists():
+        run = ckpt.read_json(out / "run.json")
+        if TrainConfig.from_dict(run["config"]) != cfg:
+            raise InputError("--resume with settings different from the interrupted run")
+        return ICDefinition(tuple(tuple(r) for r in run["ic_rows"]))
+    if icdef is None:
+        icdef = build_icdef(first.positions[0], first.atomic_numbers, first.masses)
+    if icdef.n_atoms != first.n_atoms:
+        raise InputError(f"IC definition has {icdef.n_atoms} atoms, data {first.n_atoms}")
+    return icdef
+
+
+def _write_run(out: Path, first: Trajectory, cfg: TrainConfig, icdef: ICDefinition,
+               sources: list[str] | None, train_ids: list[int], val_ids: list[int]) -> None:
+    ckpt.write_json({"config": cfg.to_dict(), "ic_rows": [list(r) for r in icdef.rows],
+                     "atomic_numbers": first.atomic_numbers.tolist(),
+                     "masses_amu": first.masses.tolist(), "sources": sources or [],
+                     "train_trajectories": train_ids, "val_trajectories": val_ids,
+                     "provenance": {k: v for k, v in first.info.items()
+                                    if isinstance(v, (str, int, float, bool))}},
+                    out / "run.json")
+
+
+def _train_one(k: int, masses, icdef: ICDefinition, train, val, cfg: TrainConfig, out: Path,
+               energy: EnergyModel, dev: torch.device, resume: bool, progress: bool) -> None:
+    """Train member ``k`` (seed cfg.seed + MEMBER_SEED_STEP k) and write its final.json."""
+    seed = cfg.seed + MEMBER_SEED_STEP * k
+    torch.manual_seed(seed)
+    train_d, val_d = train.to(dev), val.to(dev)
+    model = GICnet(icdef, masses, cfg.model).to(dev)
+    model.set_scaling(train_d.q0, train_d.q0_dot, train_d.q[:, -1])
+    member_dir = out / f"member_{k}"
+    train_member(model, train_d, val_d, dataclasses.replace(cfg, seed=seed), member_dir, energy,
+                 resume, progress)
+    final = member_report(model.cpu(), val, icdef)
+    final["seed"] = seed
+    ckpt.write_json(final, member_dir / "final.json")
 
 
 def _energy_model(trajectories, train_ids, val_ids, cfg, out, dev, progress) -> EnergyModel:

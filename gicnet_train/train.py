@@ -139,7 +139,8 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
         save_last()
         ckpt.write_json(state["history"], out / "history.json")
         if progress:
-            tqdm.write(f"{out.name} epoch {epoch + 1}/{state['epochs']}: val loss {metrics['loss']:.5f} "
+            tqdm.write(f"{out.name} epoch {epoch + 1}/{state['epochs']}: "
+                       f"val loss {metrics['loss']:.5f} "
                        f"bond {metrics['distance']:.5f} A angle {metrics['angle']:.5f} rad "
                        f"dihedral {metrics['dihedral']:.5f} rad")
     best = ckpt.load(out / "best.pt")
