@@ -19,4 +19,5 @@ class ModelError(GicnetError):
 
 
 class GeometryError(InputError):
-    """A geometry the internal-coordinate definition cannot represent (e.g. collinear references)."""
+    """A geometry the internal-coordinate definition cannot represent (e.g. collinear
+    references)."""

@@ -181,9 +181,9 @@ def _spectra(stable: list[Trajectory], references, settings: ev.EvaluationSettin
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from gicnet_runtime.trajio import _atomic_target, jsonable
+    from gicnet_runtime.trajio import atomic_target, jsonable
 
-    with _atomic_target(path) as tmp:
+    with atomic_target(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=jsonable) + "\n")
 
 
@@ -192,12 +192,12 @@ def trajectory_paths(values: Sequence[str | os.PathLike]) -> list[Path]:
     and glob patterns (for quoted ``--reference 'heldout/*.h5'``) expanded."""
     import glob
 
-    from gicnet_runtime.trajio import _SUFFIX_FORMATS
+    from gicnet_runtime.trajio import SUFFIX_FORMATS
 
     paths: list[Path] = []
     for value in map(str, values):
         if Path(value).is_dir():
-            found = sorted(p for p in Path(value).iterdir() if p.suffix.lower() in _SUFFIX_FORMATS)
+            found = sorted(p for p in Path(value).iterdir() if p.suffix.lower() in SUFFIX_FORMATS)
         elif glob.has_magic(value):
             found = [Path(p) for p in sorted(glob.glob(value))]
         else:

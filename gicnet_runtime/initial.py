@@ -26,7 +26,7 @@ import numpy as np
 
 from gicnet_runtime.description import ModelDescription
 from gicnet_runtime.errors import InputError
-from gicnet_runtime.trajio import _SUFFIX_FORMATS, read_trajectory, require
+from gicnet_runtime.trajio import SUFFIX_FORMATS, read_trajectory, require
 from gicnet_runtime.units import ase_velocities_to_a_per_fs
 
 #: File looked for next to the model when no initial conditions are given.
@@ -112,7 +112,8 @@ def read_initial_conditions(path: str | os.PathLike,
     for p in (path, velocities_path):
         if p is not None and not Path(p).is_file():
             raise InputError(f"initial-conditions file not found: {p}")
-    if velocities_path is None and _SUFFIX_FORMATS.get(path.suffix.lower()) in _TRAJECTORY_FORMATS:
+    kind = SUFFIX_FORMATS.get(path.suffix.lower())
+    if velocities_path is None and kind in _TRAJECTORY_FORMATS:
         traj = read_trajectory(path)
         return InitialConditions(traj.positions, traj.velocities, traj.atomic_numbers,
                                  traj.masses)
@@ -182,7 +183,8 @@ def read_velocity_blocks(path: str | os.PathLike, n_atoms: int) -> np.ndarray:
 def initial_conditions_for(description: ModelDescription, init: str | os.PathLike | None,
                            velocities_path: str | os.PathLike | None,
                            model_dir: str | os.PathLike) -> InitialConditions:
-    """Read ``init`` (default: ``DEFAULT_INIT_NAME`` in ``model_dir``) and check it fits the model."""
+    """Read ``init`` (default: ``DEFAULT_INIT_NAME`` in ``model_dir``) and check that it fits
+    the model."""
     if init is None:
         init = Path(model_dir) / DEFAULT_INIT_NAME
         if not init.is_file():

@@ -36,10 +36,10 @@ def _pyplot():
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    from gicnet_runtime.trajio import _atomic_target
+    from gicnet_runtime.trajio import atomic_target
 
     path = Path(path)
-    with _atomic_target(path) as tmp:
+    with atomic_target(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=DPI,
                     bbox_inches="tight")
     _pyplot().close(fig)

@@ -186,7 +186,8 @@ class _Step:
         t = start[:, None] + local
         p0 = np.stack([u.momentum0 for u in unrolls])[:, None, :]
         l0 = np.stack([u.angular0 for u in unrolls])[:, None, :]
-        com = np.stack([u.com0 for u in unrolls])[:, None, :] + p0 / self.masses.sum() * t[..., None]
+        com0 = np.stack([u.com0 for u in unrolls])[:, None, :]
+        com = com0 + p0 / self.masses.sum() * t[..., None]
         pos = mom.restore_centre_of_mass(pos, self.masses, com)
         return pos, mom.restore_momentum(pos, vel, self.masses, p0, l0)
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from gicnet_runtime.ensemble import Ranking
 from gicnet_runtime.errors import InputError
-from gicnet_runtime.trajio import _atomic_target
+from gicnet_runtime.trajio import atomic_target
 from gicnet_runtime.unroll import Candidate, Unroll
 
 #: Suffix added to the output name for the checkpoint file.
@@ -146,7 +146,7 @@ def save_state(path: str | os.PathLike, unrolls: Sequence[Unroll], key: str) -> 
         out[name] = np.stack([getattr(u, name) for u in unrolls])
     out["header"] = np.array(json.dumps(header))
     try:
-        with _atomic_target(path) as tmp, open(tmp, "wb") as fh:
+        with atomic_target(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **out)
     except OSError as err:
         raise InputError(f"cannot write checkpoint {path}: {err.strerror or err}") from None

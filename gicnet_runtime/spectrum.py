@@ -205,7 +205,7 @@ def match_peaks(peaks: Sequence[Peak], reference_peaks: Sequence[Peak],
 def write_csv(path: str | os.PathLike, spectrum: Spectrum, reference: Spectrum | None = None
               ) -> Path:
     """Write wavenumber_cm, intensity (and reference_intensity on the same grid) atomically."""
-    from gicnet_runtime.trajio import _atomic_target
+    from gicnet_runtime.trajio import atomic_target
 
     columns = [spectrum.wavenumber_cm, spectrum.intensity]
     header = "wavenumber_cm,intensity"
@@ -214,7 +214,7 @@ def write_csv(path: str | os.PathLike, spectrum: Spectrum, reference: Spectrum |
                                  reference.intensity))
         header += ",reference_intensity"
     path = Path(path)
-    with _atomic_target(path) as tmp:
+    with atomic_target(path) as tmp:
         np.savetxt(tmp, np.column_stack(columns), delimiter=",", header=header, comments="",
                    fmt="%.8g")
     return path

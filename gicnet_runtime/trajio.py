@@ -35,7 +35,7 @@ from gicnet_runtime.errors import InputError
 from gicnet_runtime.trajectory import Trajectory
 
 FORMATS = ("h5md", "extxyz", "traj", "npz")
-_SUFFIX_FORMATS = {
+SUFFIX_FORMATS = {
     ".h5": "h5md",
     ".h5md": "h5md",
     ".hdf5": "h5md",
@@ -60,10 +60,10 @@ def format_of(path: str | os.PathLike, fmt: str | None = None) -> str:
             raise InputError(f"unknown trajectory format {fmt!r}; choose one of {FORMATS}")
         return fmt
     suffix = Path(path).suffix.lower()
-    if suffix not in _SUFFIX_FORMATS:
-        known = " ".join(sorted(_SUFFIX_FORMATS))
+    if suffix not in SUFFIX_FORMATS:
+        known = " ".join(sorted(SUFFIX_FORMATS))
         raise InputError(f"cannot tell the format of {path} from its suffix ({known}); pass fmt")
-    return _SUFFIX_FORMATS[suffix]
+    return SUFFIX_FORMATS[suffix]
 
 
 def read_trajectory(
@@ -135,7 +135,7 @@ def write_trajectory(
     if not path.parent.is_dir():
         raise InputError(f"output folder does not exist: {path.parent}")
     try:
-        with _atomic_target(path) as tmp:
+        with atomic_target(path) as tmp:
             _write(traj, tmp, kind, npz_energy_unit)
     except OSError as err:
         raise InputError(f"cannot write {path}: {_one_line(err)}") from None
@@ -194,7 +194,7 @@ def _write(traj: Trajectory, path: Path, kind: str, energy_unit: str) -> None:
 
 
 @contextlib.contextmanager
-def _atomic_target(path: Path) -> Iterator[Path]:
+def atomic_target(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
     The writer creates the temporary file itself, so it gets the usual permissions
