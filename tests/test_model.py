@@ -91,11 +91,18 @@ def test_members_must_agree(models):
         load_model([models["free"], models["other_tc"]], device="cpu")
 
 
-def test_missing_default_model_is_a_clear_error():
-    if DEFAULT_MODEL_DIR.is_dir():
-        pytest.skip("the shipped model exists")
+def test_missing_default_model_is_a_clear_error(monkeypatch, tmp_path):
+    import gicnet_runtime.model as runtime_model
+
+    monkeypatch.setattr(runtime_model, "DEFAULT_MODEL_DIR", tmp_path / "absent")
     with pytest.raises(ModelError, match="shipped model folder"):
         load_model()
+
+
+def test_default_model_is_the_shipped_ensemble():
+    model = load_model(device="cpu")
+    assert [p.parent for p in model.paths] == [DEFAULT_MODEL_DIR] * len(model.paths)
+    assert len(model.paths) >= 2 and model.description.n_atoms == 9
 
 
 @pytest.mark.parametrize("change, message", [
