@@ -155,3 +155,39 @@ def thermal_velocities(seed: int = 0, scale_A_per_fs: float = 0.01, count: int |
     rng = np.random.default_rng(seed)
     shape = (len(ETHANOL_Z), 3) if count is None else (count, len(ETHANOL_Z), 3)
     return rng.normal(0.0, scale_A_per_fs, shape) / np.sqrt(np.asarray(ETHANOL_MASSES_AMU))[:, None]
+
+
+def identity_model(path: Path, metadata: dict[str, str] | None = None,
+                   output: str = "positions_t") -> Path:
+    """A valid ONNX graph on the contract's input names that copies ``positions`` to
+    ``output``, with the given metadata_props (None: a foreign, undescribed model)."""
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+              for n in ("positions", "velocities", "times")]
+    out = helper.make_tensor_value_info(output, TensorProto.FLOAT, None)
+    graph = helper.make_graph([helper.make_node("Identity", ["positions"], [output])], "g",
+                              inputs, [out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if metadata:
+        helper.set_model_props(model, metadata)
+    onnx.save(model, str(path))
+    return path
+
+
+def external_data_model(path: Path, location: str) -> Path:
+    """A described model whose one initializer (3 floats) is external data at ``location``
+    (as written in the file: relative to the model's folder, or absolute)."""
+    weight = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[3],
+                         data_location=TensorProto.EXTERNAL)
+    entry = weight.external_data.add()
+    entry.key, entry.value = "location", location
+    f = TensorProto.FLOAT
+    graph = helper.make_graph([helper.make_node("Add", ["positions", "w"], ["positions_t"])],
+                              "external", [helper.make_tensor_value_info("positions", f, [3])],
+                              [helper.make_tensor_value_info("positions_t", f, [3])],
+                              initializer=[weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, description().to_metadata())
+    onnx.save(model, str(path))
+    return path

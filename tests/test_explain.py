@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 import cli
 from gicnet_runtime import internal
-from gicnet_runtime.explain import integrated_gradients, input_labels
+from gicnet_runtime.explain import input_labels, integrated_gradients
 from gicnet_runtime.icdef import ICDefinition
 from gicnet_runtime.initial import read_initial_conditions
 from gicnet_runtime.model import DEFAULT_MODEL_DIR, load_model

@@ -11,10 +11,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from click.testing import CliRunner
-from onnx import TensorProto, helper
 
 import cli
 from gicnet_runtime.description import METADATA_PREFIX
@@ -30,6 +28,8 @@ from tests.onnx_fixtures import (
     ETHANOL_POSITIONS_A,
     ETHANOL_Z,
     description,
+    external_data_model,
+    identity_model,
     thermal_velocities,
     write_model,
 )
@@ -65,40 +65,12 @@ def _text_replaced(path: Path, name: str, old: str, new: str) -> Path:
     return out
 
 
-def _bare_onnx(path: Path, metadata: dict[str, str] | None) -> Path:
-    """A valid ONNX graph (identity on the contract's names) with the given metadata."""
-    f = TensorProto.FLOAT
-    nodes = [helper.make_node("Identity", ["positions"], ["p"])]
-    graph = helper.make_graph(nodes, "foreign", [helper.make_tensor_value_info("positions", f,
-                                                                               ["B", 9, 3])],
-                              [helper.make_tensor_value_info("p", f, ["B", 9, 3])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    if metadata:
-        helper.set_model_props(model, metadata)
-    onnx.save(model, str(path))
-    return path
-
-
 def _escaping_onnx(folder: Path) -> Path:
     """A model whose initializer's external data lies outside the model's folder."""
     inside = folder / "model"
     inside.mkdir()
     (folder / "secret.bin").write_bytes(np.ones(3, np.float32).tobytes())
-    weight = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[3],
-                         data_location=TensorProto.EXTERNAL)
-    entry = weight.external_data.add()
-    entry.key, entry.value = "location", "../secret.bin"
-    f = TensorProto.FLOAT
-    graph = helper.make_graph([helper.make_node("Add", ["positions", "w"], ["positions_t"])],
-                              "escape", [helper.make_tensor_value_info("positions", f, [3])],
-                              [helper.make_tensor_value_info("positions_t", f, [3])],
-                              initializer=[weight])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    helper.set_model_props(model, description().to_metadata())
-    onnx.save(model, str(inside / "escape.onnx"))
-    return inside / "escape.onnx"
+    return external_data_model(inside / "escape.onnx", "../secret.bin")
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +101,9 @@ def files(tmp_path_factory):
     return {
         "dir": d, "good": good, "init": init,
         "truncated_onnx": d / "truncated.onnx", "garbage_onnx": d / "garbage.onnx",
-        "foreign_onnx": _bare_onnx(d / "foreign.onnx", None),
-        "newer_onnx": _bare_onnx(d / "newer.onnx", newer),
-        "lacking_onnx": _bare_onnx(d / "lacking.onnx", lacking),
+        "foreign_onnx": identity_model(d / "foreign.onnx", None),
+        "newer_onnx": identity_model(d / "newer.onnx", newer),
+        "lacking_onnx": identity_model(d / "lacking.onnx", lacking),
         "escape_onnx": _escaping_onnx(d),
         "truncated_h5": d / "truncated.h5", "truncated_xyz": d / "truncated.extxyz",
         "malformed_xyz": d / "malformed.xyz", "plain_xyz": plain,

@@ -35,7 +35,6 @@ from tests.onnx_fixtures import (
     _marker,
     _save,
     description,
-    thermal_velocities,
     write_model,
 )
 

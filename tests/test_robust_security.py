@@ -11,13 +11,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from gicnet_runtime.errors import ModelError
 from gicnet_runtime.session import Session
-from tests.onnx_fixtures import description
+from tests.onnx_fixtures import external_data_model
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = sorted([REPO / "cli.py", *REPO.glob("gicnet_runtime/*.py"),
@@ -64,24 +62,6 @@ def test_the_audit_sees_the_known_loaders():
     assert ("resume.py", "np.load") in found
 
 
-def _external_model(folder: Path, location: str) -> Path:
-    weight = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[3],
-                         data_location=TensorProto.EXTERNAL)
-    entry = weight.external_data.add()
-    entry.key, entry.value = "location", location
-    f = TensorProto.FLOAT
-    graph = helper.make_graph([helper.make_node("Add", ["positions", "w"], ["positions_t"])],
-                              "external", [helper.make_tensor_value_info("positions", f, [3])],
-                              [helper.make_tensor_value_info("positions_t", f, [3])],
-                              initializer=[weight])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    helper.set_model_props(model, description().to_metadata())
-    path = folder / "model.onnx"
-    onnx.save(model, str(path))
-    return path
-
-
 @pytest.mark.parametrize("kind", ["parent", "absolute", "nested_parent", "symlink"])
 def test_external_data_cannot_escape_the_model_folder(tmp_path, kind):
     secret = tmp_path / "secret.bin"
@@ -93,7 +73,7 @@ def test_external_data_cannot_escape_the_model_folder(tmp_path, kind):
     if kind == "symlink":
         os.symlink(secret, folder / "link.bin")
     with pytest.raises(ModelError, match="cannot load model") as caught:
-        Session(_external_model(folder, location), device="cpu")
+        Session(external_data_model(folder / "model.onnx", location), device="cpu")
     assert "\n" not in str(caught.value)
 
 
@@ -102,4 +82,4 @@ def test_external_data_inside_the_folder_still_loads(tmp_path):
     # loads and is then refused only for lacking the contract's inputs.
     (tmp_path / "weights.bin").write_bytes(np.ones(3, np.float32).tobytes())
     with pytest.raises(ModelError, match="lacks input 'velocities'"):
-        Session(_external_model(tmp_path, "weights.bin"), device="cpu")
+        Session(external_data_model(tmp_path / "model.onnx", "weights.bin"), device="cpu")

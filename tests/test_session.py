@@ -1,13 +1,17 @@
 """The onnxruntime session: contract checks, bad files, providers, chunking."""
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from gicnet_runtime.errors import GicnetError, ModelError
 from gicnet_runtime.session import CPU, Session, _chunks, cuda_available
-from tests.onnx_fixtures import ETHANOL_POSITIONS_A, description, thermal_velocities, write_model
+from tests.onnx_fixtures import (
+    ETHANOL_POSITIONS_A,
+    description,
+    identity_model,
+    thermal_velocities,
+    write_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,27 +62,13 @@ def test_missing_file(tmp_path):
         Session(tmp_path / "nope.onnx")
 
 
-def _identity_model(path, metadata=None, output="positions_t"):
-    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
-              for n in ("positions", "velocities", "times")]
-    out = helper.make_tensor_value_info(output, TensorProto.FLOAT, None)
-    graph = helper.make_graph([helper.make_node("Identity", ["positions"], [output])], "g",
-                              inputs, [out])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    if metadata:
-        helper.set_model_props(model, metadata)
-    onnx.save(model, str(path))
-    return path
-
-
 def test_foreign_onnx_without_metadata(tmp_path):
     with pytest.raises(ModelError, match="no gicnet metadata"):
-        Session(_identity_model(tmp_path / "foreign.onnx"), device="cpu")
+        Session(identity_model(tmp_path / "foreign.onnx"), device="cpu")
 
 
 def test_model_lacking_an_output(tmp_path):
-    path = _identity_model(tmp_path / "partial.onnx", description().to_metadata())
+    path = identity_model(tmp_path / "partial.onnx", description().to_metadata())
     with pytest.raises(ModelError, match="lacks output 'velocities_t'"):
         Session(path, device="cpu")
 
