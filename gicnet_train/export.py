@@ -123,19 +123,20 @@ def export_run(run_dir: str | Path, out: Path, member: int | None = None
     run_dir, out = Path(run_dir), Path(out)
     if out.suffix == ".onnx":
         if member is None:
-            members = _trained_members(run_dir)
+            members = trained_members(run_dir)
             if len(members) != 1:
                 raise InputError(f"{run_dir} holds {len(members)} members: give --member, or "
                                  "a folder as --out for the whole ensemble")
             member = members[0]
         return [(out, export_member(run_dir, out, member))]
-    members = [member] if member is not None else _trained_members(run_dir)
+    members = [member] if member is not None else trained_members(run_dir)
     if not members:
         raise InputError(f"{run_dir} holds no trained member (member_K/best.pt)")
     return [(out / f"member_{k}.onnx", export_member(run_dir, out / f"member_{k}.onnx", k))
             for k in members]
 
 
-def _trained_members(run_dir: Path) -> list[int]:
+def trained_members(run_dir: Path) -> list[int]:
+    """Indices K of the members of a training run that have member_K/best.pt, sorted."""
     found = [int(p.parent.name.split("_")[1]) for p in run_dir.glob("member_*/best.pt")]
     return sorted(found)

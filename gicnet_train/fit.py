@@ -82,8 +82,9 @@ def fit(trajectories: list[Trajectory], out: Path, cfg: TrainConfig, n_members: 
     if todo:
         pairs = build_pairs(trajectories, icdef, cfg.model.tc_fs, cfg.stride)
         train, val = split_by_trajectory(pairs, train_ids)
+        on_device = (train.to(dev), val.to(dev))
         for k in todo:
-            _train_one(k, trajectories[0].masses, icdef, train, val, cfg, out, energy, dev,
+            _train_one(k, trajectories[0].masses, icdef, on_device, val, cfg, out, energy, dev,
                        resume, progress)
     summary = {"energy": ckpt.read_json(out / "energy" / "metrics.json"),
                "members": [ckpt.read_json(out / f"member_{k}" / "final.json")
@@ -119,12 +120,14 @@ def _write_run(out: Path, first: Trajectory, cfg: TrainConfig, icdef: ICDefiniti
                     out / "run.json")
 
 
-def _train_one(k: int, masses, icdef: ICDefinition, train, val, cfg: TrainConfig, out: Path,
-               energy: EnergyModel, dev: torch.device, resume: bool, progress: bool) -> None:
-    """Train member ``k`` (seed cfg.seed + MEMBER_SEED_STEP k) and write its final.json."""
+def _train_one(k: int, masses, icdef: ICDefinition, on_device: tuple, val, cfg: TrainConfig,
+               out: Path, energy: EnergyModel, dev: torch.device, resume: bool,
+               progress: bool) -> None:
+    """Train member ``k`` (seed cfg.seed + MEMBER_SEED_STEP k) on the (train, validation)
+    pairs ``on_device``; write its final.json, measured on the CPU copy ``val``."""
     seed = cfg.seed + MEMBER_SEED_STEP * k
     torch.manual_seed(seed)
-    train_d, val_d = train.to(dev), val.to(dev)
+    train_d, val_d = on_device
     model = GICnet(icdef, masses, cfg.model).to(dev)
     model.set_scaling(train_d.q0, train_d.q0_dot, train_d.q[:, -1])
     member_dir = out / f"member_{k}"

@@ -112,16 +112,17 @@ def initial_conditions(files: list[Path], frame: int) -> Trajectory:
 
 def report(settings: dict) -> dict:
     """0-10 fs errors of every member on the held-out trajectories -> report.json."""
+    from gicnet_train.export import trained_members
     from gicnet_train.fit import load_member, member_report
     from gicnet_train.pairs import build_pairs
 
     run_dir = ROOT / settings["run_dir"]
     heldout = read_trajectories(data_files(settings, "heldout"))
-    members, result = sorted(run_dir.glob("member_*/best.pt")), {"members": []}
-    for path in members:
-        k = int(path.parent.name.split("_")[1])
-        model, _, run = load_member(run_dir, k)
-        pairs = build_pairs(heldout, model.icdef, model.config.tc_fs, REPORT_STRIDE)
+    result, pairs = {"members": []}, None
+    for k in trained_members(run_dir):
+        model, _, _ = load_member(run_dir, k)
+        if pairs is None:  # members of one run share the IC definition and tc
+            pairs = build_pairs(heldout, model.icdef, model.config.tc_fs, REPORT_STRIDE)
         errors = member_report(model, pairs, model.icdef)
         result["members"].append({"member": k, **errors})
     result["n_heldout_trajectories"] = len(heldout)
