@@ -96,9 +96,19 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
         optimiser.load_state_dict(saved["optimizer"])
         state = saved["progress"]
     n_batches = math.ceil(len(train) / cfg.batch_size)
-    started = time.monotonic()
+    mark = time.monotonic()
+
+    def first_epoch_s() -> float:
+        """Seconds spent in epoch 1 so far, summed over interruptions (kept in ``state``)."""
+        nonlocal mark
+        now = time.monotonic()
+        state["epoch0_s"] = state.get("epoch0_s", 0.0) + now - mark
+        mark = now
+        return state["epoch0_s"]
 
     def save_last() -> None:
+        if state["epoch"] == 0:
+            first_epoch_s()
         ckpt.save({"model": model.state_dict(), "optimizer": optimiser.state_dict(),
                    "progress": state}, out / "last.pt")
 
@@ -134,7 +144,7 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
             ckpt.save({"model": model.state_dict()}, out / "best.pt")
         state["epoch"], state["batch"] = epoch + 1, 0
         if epoch == 0 and cfg.time_budget_s > 0:
-            per_epoch = time.monotonic() - started
+            per_epoch = first_epoch_s()
             state["epochs"] = max(1, min(cfg.epochs, int(cfg.time_budget_s // per_epoch)))
         save_last()
         ckpt.write_json(state["history"], out / "history.json")
