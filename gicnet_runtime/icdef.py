@@ -153,10 +153,17 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-def _angle_deg(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+def angle_rad(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Angle a-b-c in [0, pi], rad, of points (..., 3), via atan2(|u x w|, u . w)."""
     u, w = a - b, c - b
-    return np.degrees(np.arctan2(np.linalg.norm(np.cross(u, w), axis=-1),
-                                 np.sum(u * w, axis=-1)))
+    return np.arctan2(np.linalg.norm(np.cross(u, w), axis=-1), np.sum(u * w, axis=-1))
+
+
+def with_dummy_points(body: np.ndarray) -> np.ndarray:
+    """Atoms (..., N, 3) in the body frame, then D2, D1, D0: rows' -1, -2, -3 index D0, D1, D2
+    by ordinary negative indexing."""
+    dummies = np.broadcast_to(np.asarray(DUMMY_POINTS_A)[::-1], body.shape[:-2] + (3, 3))
+    return np.concatenate([body, dummies], axis=-2)
 
 
 def reference_angles_deg(positions: np.ndarray, masses: np.ndarray,
@@ -168,14 +175,11 @@ def reference_angles_deg(positions: np.ndarray, masses: np.ndarray,
     """
     rot = body_frame_rotation(positions, masses, icdef)
     rel = positions - centre_of_mass(positions, masses)[..., None, :]
-    body = np.einsum("...ij,...nj->...ni", rot, rel)
-    dummies = np.broadcast_to(np.asarray(DUMMY_POINTS_A), body.shape[:-2] + (3, 3))
-    # Atoms first, then the dummies reversed (D2, D1, D0), so that the row indices
-    # -1, -2, -3 address D0, D1, D2 by ordinary negative indexing.
-    points = np.concatenate([body, dummies[..., ::-1, :]], axis=-2)
+    points = with_dummy_points(np.einsum("...ij,...nj->...ni", rot, rel))
     rows = icdef.as_array()
     p = [points[..., rows[:, j], :] for j in range(4)]
-    return np.stack([_angle_deg(p[0], p[1], p[2]), _angle_deg(p[1], p[2], p[3])], axis=-1)
+    return np.degrees(np.stack([angle_rad(p[0], p[1], p[2]), angle_rad(p[1], p[2], p[3])],
+                               axis=-1))
 
 
 def check_geometry(positions: np.ndarray, masses: np.ndarray, icdef: ICDefinition) -> None:

@@ -17,7 +17,14 @@ import dataclasses
 import numpy as np
 
 from gicnet_runtime.errors import InputError
-from gicnet_runtime.icdef import DUMMY_POINTS_A, ICDefinition, body_frame_rotation, centre_of_mass
+from gicnet_runtime.icdef import (
+    DUMMY_POINTS_A,
+    ICDefinition,
+    angle_rad,
+    body_frame_rotation,
+    centre_of_mass,
+    with_dummy_points,
+)
 
 #: Finite-difference step along the velocity for rates, fs.
 RATE_STEP = 1e-4
@@ -32,10 +39,8 @@ def bond_lengths(positions: np.ndarray, i, j) -> np.ndarray:
 
 
 def angles(positions: np.ndarray, i, j, k) -> np.ndarray:
-    """Angle i-j-k in [0, pi], rad, via atan2(|u x w|, u . w)."""
-    u = positions[..., i, :] - positions[..., j, :]
-    w = positions[..., k, :] - positions[..., j, :]
-    return np.arctan2(np.linalg.norm(np.cross(u, w), axis=-1), np.sum(u * w, axis=-1))
+    """Angle i-j-k in [0, pi], rad."""
+    return angle_rad(positions[..., i, :], positions[..., j, :], positions[..., k, :])
 
 
 def dihedrals(positions: np.ndarray, i, j, k, m) -> np.ndarray:
@@ -95,16 +100,10 @@ class Coordinate:
         return fn(positions, *self.atoms)
 
 
-def _with_dummies(body: np.ndarray) -> np.ndarray:
-    """Atoms (..., N, 3) then D2, D1, D0, so that rows' -1, -2, -3 index D0, D1, D2."""
-    dummies = np.broadcast_to(np.asarray(DUMMY_POINTS_A)[::-1], body.shape[:-2] + (3, 3))
-    return np.concatenate([body, dummies], axis=-2)
-
-
 def body_positions_to_internal(body: np.ndarray, icdef: ICDefinition) -> np.ndarray:
     """GIC q (..., N, 3): per row (r Å, theta rad, phi rad) of positions (..., N, 3) Å that
     are already relative to the centre of mass, in the dummy-point frame."""
-    pts = _with_dummies(body)
+    pts = with_dummy_points(body)
     rows = icdef.as_array()
     a, b, c, d = (rows[:, j] % (icdef.n_atoms + 3) for j in range(4))
     return np.stack([bond_lengths(pts, a, b), angles(pts, a, b, c),
