@@ -102,6 +102,22 @@ def predict(models, init, velocities, device, threads, times, out):
         click.echo(f"{path}  {times_fs.size} frames, {times_fs[0]:g}-{times_fs[-1]:g} fs")
 
 
+def _unroll_options(command):
+    """How long trajectories are unrolled (propagate, evaluate)."""
+    options = [
+        click.option("--restore-energy/--no-restore-energy", default=None,
+                     help="Start every segment with the trajectory's initial total energy "
+                          "(model potential + kinetic) by scaling the vibrational velocities. "
+                          " [default: on for models with energy]"),
+        click.option("--segment-fs", type=float, default=None,
+                     help="Length of the unrolled segments, fs, at most the model's tc "
+                          "(shorter: more accurate, more network calls).  [default: tc]"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
 @_runtime_options
 @click.option("--duration-fs", type=float, required=True, help="Trajectory length, fs.")
@@ -110,6 +126,7 @@ def predict(models, init, velocities, device, threads, times, out):
 @click.option("--energy-threshold-eV", "energy_threshold_eV", type=float, default=None,
               help="Largest total-energy error of a segment before stepping back and trying "
                    "the next ensemble member, eV.  [default: 1 kcal/mol = 0.0434 eV]")
+@_unroll_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help=_OUT_HELP)
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from its checkpoint OUT.resume.npz.")
@@ -117,7 +134,7 @@ def predict(models, init, velocities, device, threads, times, out):
               show_default=True, help="Seconds between checkpoints (OUT.resume.npz, deleted "
                                       "once the output is written).")
 def propagate(models, init, velocities, device, threads, duration_fs, dt_fs,
-              energy_threshold_eV, out, resume, checkpoint_every_s):
+              energy_threshold_eV, restore_energy, segment_fs, out, resume, checkpoint_every_s):
     """Unroll long trajectories segment by segment, all initial conditions in one batch."""
     import time
 
@@ -135,7 +152,7 @@ def propagate(models, init, velocities, device, threads, duration_fs, dt_fs,
     model = load_model(list(models) or None, device=device, threads=threads)
     conditions = initial_conditions_for(model.description, init, velocities,
                                         model.paths[0].parent)
-    total = len(conditions) * model.segment_count(duration_fs, dt_fs)
+    total = len(conditions) * model.segment_count(duration_fs, dt_fs, segment_fs)
     checkpoint = PropagateCheckpoint(checkpoint_path(out), every_s=checkpoint_every_s,
                                      resume=resume)
     if resume and not checkpoint.path.is_file():
@@ -146,7 +163,8 @@ def propagate(models, init, velocities, device, threads, duration_fs, dt_fs,
         trajectories = model.propagate(
             conditions.positions, conditions.velocities, duration_fs, dt_fs,
             energy_threshold_eV=ENERGY_THRESHOLD_EV if energy_threshold_eV is None
-            else energy_threshold_eV, progress=bar.update, checkpoint=checkpoint)
+            else energy_threshold_eV, progress=bar.update, checkpoint=checkpoint,
+            restore_energy=restore_energy, segment_fs=segment_fs)
     paths = write_trajectories(trajectories, out)
     checkpoint.remove()
     for path, traj in zip(paths, trajectories):
@@ -155,6 +173,10 @@ def propagate(models, init, velocities, device, threads, duration_fs, dt_fs,
                    f"{len(traj.info['segments_over_threshold'])} segments over the threshold")
     elapsed = time.perf_counter() - start
     simulated = sum(t.time_fs[-1] for t in trajectories)
+    settings = trajectories[0].info
+    click.echo(f"segments of {settings['segment_fs']:g} fs (the model's tc: "
+               f"{settings['tc_fs']:g} fs), energy restoration "
+               f"{'on' if settings['restore_energy'] else 'off'}")
     click.echo(f"{len(trajectories)} trajectories, {simulated / 1000:g} ps in all, in "
                f"{elapsed:.1f} s ({simulated / max(elapsed, 1e-9):,.0f} fs/s) on "
                f"{model.members[0].providers[0]}")
@@ -183,6 +205,8 @@ def info(models):
     click.echo(f"tc_fs: {desc.tc_fs:g}   gate_width_fs: {desc.gate_width_fs:g}   "
                f"has_energy: {desc.has_energy}   frame: {desc.frame}   "
                f"format_version: {desc.format_version}")
+    click.echo(f"unroll_segment_fs: {desc.default_segment_fs:g}"
+               + ("" if desc.unroll_segment_fs is not None else " (tc; not in the metadata)"))
     click.echo(f"provenance: {json.dumps(desc.provenance, indent=2, sort_keys=True)}")
     for member in model.members:
         validation = json.dumps(member.description.validation, sort_keys=True)
@@ -342,13 +366,16 @@ def train(data, out_dir, tc_fs, epochs, n_members, device, resume, seed, hidden,
                    "every trained member (an ensemble).")
 @click.option("--member", type=int, default=None,
               help="Export only this member.  [default: all members]")
-def export(run_dir, out, member):
+@click.option("--unroll-segment-fs", type=float, default=None,
+              help="Default length of the segments long trajectories are unrolled in, fs, "
+                   "at most tc, written to the metadata.  [default: tc]")
+def export(run_dir, out, member, unroll_segment_fs):
     """Export a training run (RUN_DIR from `gicnet train`) to self-describing ONNX."""
     from pathlib import Path
 
     from gicnet_train.export import export_run
 
-    for path, desc in export_run(run_dir, Path(out), member):
+    for path, desc in export_run(run_dir, Path(out), member, unroll_segment_fs):
         v = desc.validation
         click.echo(f"{path}  {desc.n_atoms} atoms, tc {desc.tc_fs:g} fs, validation bond "
                    f"{v.get('bond_rmse', float('nan')):.4f} A, angle "
@@ -433,8 +460,10 @@ def spectrum(trajectories, out, csv_path, references, mass_weighted, max_lag_fs,
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads.")
+@_unroll_options
 def evaluate(models, references, out_dir, engine, starts_per_reference, long_starts,
-             long_duration_fs, long_dt_fs, energy_every, workers, max_lag_fs, device, threads):
+             long_duration_fs, long_dt_fs, energy_every, workers, max_lag_fs, device, threads,
+             restore_energy, segment_fs):
     """Accuracy against reference trajectories: errors within the segment, long-time
     stability and energy conservation, and the vibrational spectrum."""
     from tqdm import tqdm
@@ -447,7 +476,8 @@ def evaluate(models, references, out_dir, engine, starts_per_reference, long_sta
     settings = EvaluationSettings(
         starts_per_reference=starts_per_reference, long_starts=long_starts,
         long_duration_fs=long_duration_fs, long_dt_fs=long_dt_fs, engine=engine,
-        energy_every=energy_every, workers=workers, max_lag_fs=max_lag_fs)
+        energy_every=energy_every, workers=workers, max_lag_fs=max_lag_fs,
+        restore_energy=restore_energy, segment_fs=segment_fs)
     model = load_model(list(models) or None, device=device, threads=threads)
     refs = read_trajectories(trajectory_paths(references))
     report = run_evaluation(model, refs, settings, out_dir, progress=lambda stage, total: tqdm(

@@ -39,6 +39,8 @@ class ModelDescription:
             the dummy points D0, D1, D2.
         dummy_points_A: the three dummy points, Å, in the frame described by ``frame``.
         tc_fs: segment length, fs; predictions are valid for 0 <= t <= tc_fs.
+        unroll_segment_fs: length of the segments long trajectories are unrolled in by
+            default, fs, at most tc (measured as the better choice for this model); None: tc.
         gate_width_fs: a in the gate f(t) = 1 - exp(-(t/a)^2), fs.
         has_energy: whether the graph outputs ``energy_t`` (potential energy, eV).
         frame: how the dummy points are attached to the molecule (see gicnet_train.geometry).
@@ -55,6 +57,7 @@ class ModelDescription:
     gate_width_fs: float
     has_energy: bool
     frame: str = "initial-body-frame"
+    unroll_segment_fs: float | None = None
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
     validation: dict[str, Any] = dataclasses.field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -63,9 +66,15 @@ class ModelDescription:
     def n_atoms(self) -> int:
         return len(self.atomic_numbers)
 
+    @property
+    def default_segment_fs(self) -> float:
+        """Segment length for unrolling when none is asked for, fs."""
+        return self.tc_fs if self.unroll_segment_fs is None else self.unroll_segment_fs
+
     def to_metadata(self) -> dict[str, str]:
         """The description as ONNX ``metadata_props``: ``gicnet.<field>`` -> JSON string."""
-        out = {METADATA_PREFIX + k: json.dumps(v) for k, v in dataclasses.asdict(self).items()}
+        out = {METADATA_PREFIX + k: json.dumps(v) for k, v in dataclasses.asdict(self).items()
+               if v is not None}
         out[METADATA_PREFIX + "units"] = json.dumps(UNITS)
         return out
 
@@ -106,6 +115,9 @@ class ModelDescription:
             raise ValueError("dummy_points_A must hold three points")
         if not self.tc_fs > 0 or not self.gate_width_fs > 0:
             raise ValueError("tc_fs and gate_width_fs must be positive")
+        segment = self.unroll_segment_fs
+        if segment is not None and not 0 < float(segment) <= float(self.tc_fs):
+            raise ValueError(f"unroll_segment_fs must lie in (0, tc_fs], got {segment}")
         return dataclasses.replace(
             self,
             atomic_numbers=tuple(int(z) for z in self.atomic_numbers),
@@ -113,6 +125,7 @@ class ModelDescription:
             ic_rows=rows,
             dummy_points_A=tuple(tuple(float(x) for x in p) for p in self.dummy_points_A),
             tc_fs=float(self.tc_fs),
+            unroll_segment_fs=None if segment is None else float(segment),
             gate_width_fs=float(self.gate_width_fs),
             has_energy=bool(self.has_energy),
         )

@@ -59,6 +59,9 @@ class EvaluationSettings:
             and the references' lengths); 2 ps resolves ~17 cm-1 bins while averaging out
             most of the noise of a few 10-ps references.
         window: VACF taper (:data:`gicnet_runtime.spectrum.WINDOWS`).
+        restore_energy: energy restoration while unrolling the long trajectories (None:
+            when the model has energy; :func:`gicnet_runtime.propagate.propagate`).
+        segment_fs: their unrolled segments' length, fs (None: the model's tc).
     """
 
     starts_per_reference: int = 20
@@ -70,6 +73,8 @@ class EvaluationSettings:
     workers: int = 1
     max_lag_fs: float = 2000.0
     window: str = "hann"
+    restore_energy: bool | None = None
+    segment_fs: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("starts_per_reference", "long_starts", "energy_every", "workers"):
@@ -82,10 +87,8 @@ class EvaluationSettings:
 def coordinate_sets(icdef: ICDefinition) -> dict[str, np.ndarray]:
     """Atom tuples of the IC rows' bonds (P, 2), angles (P, 3) and dihedrals (P, 4)
     between real atoms (rows referring to dummy points describe orientation)."""
-    rows = icdef.as_array()
-    return {"bond": rows[rows[:, 1] >= 0][:, :2],
-            "angle": rows[(rows[:, 1:3] >= 0).all(1)][:, :3],
-            "dihedral": rows[(rows[:, 1:] >= 0).all(1)]}
+    return {"bond": internal.row_bonds(icdef), "angle": internal.row_angles(icdef),
+            "dihedral": internal.row_dihedrals(icdef)}
 
 
 def coordinate_values(positions: np.ndarray, sets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

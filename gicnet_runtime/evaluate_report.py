@@ -116,10 +116,12 @@ def _check_references(model, references: Sequence[Trajectory]) -> None:
 def _long_trajectories(model, references, settings: ev.EvaluationSettings,
                        progress: Progress | None) -> list[Trajectory]:
     pos, vel = ev.long_time_starts(references, settings.long_starts)
-    total = len(pos) * model.segment_count(settings.long_duration_fs, settings.long_dt_fs)
+    total = len(pos) * model.segment_count(settings.long_duration_fs, settings.long_dt_fs,
+                                           settings.segment_fs)
     update = progress("propagate", total) if progress else None
     return model.propagate(pos, vel, settings.long_duration_fs, settings.long_dt_fs,
-                           progress=update)
+                           progress=update, restore_energy=settings.restore_energy,
+                           segment_fs=settings.segment_fs)
 
 
 def _energy(trajectories, rows, references, settings: ev.EvaluationSettings,

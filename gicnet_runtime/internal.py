@@ -167,5 +167,18 @@ def row_bonds(icdef: ICDefinition) -> np.ndarray:
     return rows[rows[:, 1] >= 0][:, :2]
 
 
+def row_angles(icdef: ICDefinition) -> np.ndarray:
+    """(Q, 3) atom triples (atom, ref1, ref2), vertex ref1, of the rows whose first two
+    references are real atoms."""
+    rows = icdef.as_array()
+    return rows[(rows[:, 1:3] >= 0).all(1)][:, :3]
+
+
+def row_dihedrals(icdef: ICDefinition) -> np.ndarray:
+    """(R, 4) atom quadruples of the rows whose three references are real atoms."""
+    rows = icdef.as_array()
+    return rows[(rows[:, 1:] >= 0).all(1)]
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)

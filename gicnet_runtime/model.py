@@ -22,7 +22,7 @@ from gicnet_runtime.errors import InputError, ModelError
 from gicnet_runtime.icdef import ICDefinition, check_geometry
 from gicnet_runtime.resume import PropagateCheckpoint, fingerprint
 from gicnet_runtime.session import MAX_CHUNK_BYTES, Session
-from gicnet_runtime.timegrid import TIME_RTOL, frame_times_fs, segment_of
+from gicnet_runtime.timegrid import TIME_RTOL, frame_times_fs, segment_of, unroll_segment_fs
 from gicnet_runtime.trajectory import Trajectory
 
 #: The shipped model: every *.onnx in this folder is a member of the ensemble.
@@ -103,8 +103,10 @@ class Model:
     def propagate(self, positions: np.ndarray, velocities: np.ndarray, duration_fs: float,
                   dt_fs: float, *, energy_threshold_eV: float = ENERGY_THRESHOLD_EV,
                   progress: Callable[[int], None] | None = None,
-                  checkpoint: PropagateCheckpoint | None = None) -> list[Trajectory]:
-        """Long trajectories from B initial conditions, unrolled together by segments of tc.
+                  checkpoint: PropagateCheckpoint | None = None,
+                  restore_energy: bool | None = None,
+                  segment_fs: float | None = None) -> list[Trajectory]:
+        """Long trajectories from B initial conditions, unrolled together in segments.
 
         Args:
             positions: (B, N, 3) or (N, 3) Å.
@@ -117,23 +119,39 @@ class Model:
                 B · :meth:`segment_count` in all).
             checkpoint: saves the unrolling state periodically and, when its ``resume`` is
                 set, continues from the state it saved (:mod:`gicnet_runtime.resume`).
+            restore_energy: start every segment with the trajectory's initial total energy
+                (:func:`gicnet_runtime.propagate.propagate`); None: when the model has
+                energy.
+            segment_fs: length of the unrolled segments, fs, at most tc (None: the model's
+                ``default_segment_fs``).
 
         Returns:
             One :class:`Trajectory` per initial condition; see
             :func:`gicnet_runtime.propagate.propagate` for what ``info`` records.
         """
         pos, vel, _ = self._state(positions, velocities)
+        restore = self.description.has_energy if restore_energy is None else bool(restore_energy)
+        segment = self._segment_fs(segment_fs)
         state = None
         if checkpoint is not None:
             state = checkpoint.start(fingerprint(self.paths, pos, vel, duration_fs, dt_fs,
-                                                 energy_threshold_eV))
+                                                 energy_threshold_eV, restore, segment))
         return _propagate.propagate(self.members, pos, vel, duration_fs, dt_fs,
                                     energy_threshold_eV=energy_threshold_eV, progress=progress,
-                                    state=state, on_step=checkpoint)
+                                    state=state, on_step=checkpoint, restore_energy=restore,
+                                    segment_fs=segment)
 
-    def segment_count(self, duration_fs: float, dt_fs: float) -> int:
-        """Segments of tc needed for ``duration_fs`` with frames every ``dt_fs``."""
-        return int(segment_of(frame_times_fs(duration_fs, dt_fs), self.description.tc_fs)[-1]) + 1
+    def segment_count(self, duration_fs: float, dt_fs: float,
+                      segment_fs: float | None = None) -> int:
+        """Segments needed for ``duration_fs`` with frames every ``dt_fs`` (segments of
+        ``segment_fs``; None: the model's ``default_segment_fs``)."""
+        frames = frame_times_fs(duration_fs, dt_fs)
+        return int(segment_of(frames, self._segment_fs(segment_fs))[-1]) + 1
+
+    def _segment_fs(self, segment_fs: float | None) -> float:
+        desc = self.description
+        return unroll_segment_fs(desc.tc_fs, desc.default_segment_fs if segment_fs is None
+                                 else segment_fs)
 
     def _state(self, positions, velocities) -> tuple[np.ndarray, np.ndarray, bool]:
         """Validated (B, N, 3) float64 positions and velocities, and whether B was given."""

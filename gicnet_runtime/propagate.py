@@ -1,11 +1,12 @@
 """Long trajectories: unrolling a 4D model segment by segment.
 
-A GICnet model predicts one segment [0, tc] from a start state; a trajectory of any
-length is the chain of segments in which each segment's end state is the next one's
-start.  Per segment, for all trajectories at once (one batch per member):
+A GICnet model predicts any time in [0, tc] from a start state; a trajectory of any
+length is a chain of segments of length L <= tc (``segment_fs``; by default the model's
+``default_segment_fs``) in which each segment's end state is the next one's start.  Per
+segment, for all trajectories at once (one batch per member):
 
 1. every ensemble member predicts the segment at the output frames that fall in it and
-   at ``ENERGY_CHECKS_PER_SEGMENT`` evenly spaced check times (the last is the end, tc),
+   at ``ENERGY_CHECKS_PER_SEGMENT`` evenly spaced check times (the last is the end, L),
    each distinct time once (check times that are also frames are not predicted twice);
 2. the centre of mass is put back on its straight line and the velocities are given
    back the initial linear and angular momentum (:mod:`gicnet_runtime.momentum`);
@@ -13,7 +14,10 @@ start.  Per segment, for all trajectories at once (one batch per member):
    ``EXPLOSION_MARGIN_A`` beyond the initial molecule's extent) or moves faster than
    ``MAX_SPEED_A_PER_FS`` count as failed;
 4. members are ranked by total-energy error (:mod:`gicnet_runtime.ensemble`) and
-   :class:`gicnet_runtime.unroll.Unroll` accepts, steps back or stops the trajectory.
+   :class:`gicnet_runtime.unroll.Unroll` accepts, steps back or stops the trajectory;
+5. with energy restoration (the default for models with energy), each member's end state
+   gets the trajectory's initial total energy back before it can start the next segment
+   (:mod:`gicnet_runtime.energy_restore`).
 
 The result is one :class:`Trajectory` per initial condition, with frames at 0, dt, 2 dt,
 ... <= duration, kinetic energy from the velocities, potential energy from the model
@@ -26,6 +30,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from gicnet_runtime import energy_restore, internal
 from gicnet_runtime import momentum as mom
 from gicnet_runtime.ensemble import (
     ENERGY_THRESHOLD_EV,
@@ -34,8 +39,9 @@ from gicnet_runtime.ensemble import (
     total_energy_error_eV,
 )
 from gicnet_runtime.errors import InputError, ModelError
+from gicnet_runtime.icdef import ICDefinition
 from gicnet_runtime.session import Session
-from gicnet_runtime.timegrid import TIME_RTOL, frame_times_fs, segment_of
+from gicnet_runtime.timegrid import TIME_RTOL, frame_times_fs, segment_of, unroll_segment_fs
 from gicnet_runtime.trajectory import Trajectory
 from gicnet_runtime.unroll import Candidate, Unroll
 
@@ -53,7 +59,9 @@ def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np
               energy_threshold_eV: float = ENERGY_THRESHOLD_EV,
               progress: Callable[[int], None] | None = None,
               state: Sequence[Unroll] | None = None,
-              on_step: Callable[[list[Unroll]], None] | None = None) -> list[Trajectory]:
+              on_step: Callable[[list[Unroll]], None] | None = None,
+              restore_energy: bool | None = None,
+              segment_fs: float | None = None) -> list[Trajectory]:
     """Unroll trajectories from B initial conditions (see the module docstring).
 
     Args:
@@ -68,6 +76,13 @@ def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np
         state: the unrolling state saved by an interrupted run of these same arguments
             (:mod:`gicnet_runtime.resume`), to continue from; None starts afresh.
         on_step: called with the unrolling state after every batched step (checkpoints).
+        restore_energy: give each segment's end state, which starts the next segment, the
+            trajectory's initial total energy (model potential plus kinetic) by scaling its
+            stretch-and-bend velocities (:mod:`gicnet_runtime.energy_restore`);
+            None: whenever the model has energy.  The frames themselves stay as predicted.
+        segment_fs: length of the unrolled segments, fs, at most the model's tc (None: the
+            model's ``default_segment_fs``): shorter segments use the model's more accurate
+            early times, at the cost of more network calls per fs.
 
     Returns:
         B trajectories.  One that failed numerically ends at its last good segment and
@@ -80,7 +95,9 @@ def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np
         raise InputError(f"dt_fs {dt_fs} is longer than duration_fs {duration_fs}: no frames")
     if not energy_threshold_eV > 0:
         raise InputError(f"energy threshold must be positive, got {energy_threshold_eV} eV")
-    frame_segment = segment_of(frames, desc.tc_fs)
+    segment_fs = unroll_segment_fs(desc.tc_fs, desc.default_segment_fs if segment_fs is None
+                                   else segment_fs)
+    frame_segment = segment_of(frames, segment_fs)
     per_segment = [frames[frame_segment == s] for s in range(int(frame_segment[-1]) + 1)]
     unrolls = [Unroll(p, v, mom.linear_momentum(v, masses), mom.angular_momentum(p, v, masses),
                       mom.centre_of_mass(p, masses)) for p, v in zip(positions, velocities)]
@@ -94,7 +111,12 @@ def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np
     reference = (reference_energy_eV(potential0, velocities, masses)
                  if potential0 is not None else None)
     limits = _extent_A(positions, masses) + EXPLOSION_MARGIN_A
-    step = _Step(sessions, masses, desc.tc_fs, per_segment)
+    if restore_energy is None:
+        restore_energy = reference is not None
+    elif restore_energy and reference is None:
+        raise InputError("energy restoration needs a model with an energy output")
+    step = _Step(sessions, masses, segment_fs, per_segment,
+                 ICDefinition(desc.ic_rows) if restore_energy else None)
     while active := [i for i, u in enumerate(unrolls)
                      if u.failure is None and u.segment < len(per_segment)]:
         candidates = step.predict([unrolls[i] for i in active],
@@ -106,8 +128,10 @@ def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np
         if on_step is not None:
             on_step(unrolls)
     info = {"engine": "gicnet", "models": [s.path.name for s in sessions],
-            "tc_fs": desc.tc_fs, "dt_fs": float(dt_fs), "duration_fs": float(duration_fs),
-            "energy_threshold_eV": float(energy_threshold_eV)}
+            "tc_fs": desc.tc_fs, "segment_fs": segment_fs, "dt_fs": float(dt_fs),
+            "duration_fs": float(duration_fs),
+            "energy_threshold_eV": float(energy_threshold_eV),
+            "restore_energy": bool(restore_energy)}
     return [_trajectory(u, i, desc, masses, potential0, info) for i, u in enumerate(unrolls)]
 
 
@@ -135,13 +159,17 @@ def _extent_A(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
 class _Step:
     """One batched prediction of the current segment of several trajectories."""
 
-    def __init__(self, sessions: Sequence[Session], masses: np.ndarray, tc_fs: float,
-                 per_segment: list[np.ndarray]) -> None:
-        self.sessions, self.masses, self.tc_fs = sessions, masses, tc_fs
+    def __init__(self, sessions: Sequence[Session], masses: np.ndarray, segment_fs: float,
+                 per_segment: list[np.ndarray], restore_ics: ICDefinition | None = None) -> None:
+        """``restore_ics``: the IC definition whose bonds and angles energy restoration
+        scales (None: no restoration)."""
+        self.sessions, self.masses, self.segment_fs = sessions, masses, segment_fs
         self.per_segment = per_segment
-        checks_fs = tc_fs * np.arange(1, ENERGY_CHECKS_PER_SEGMENT + 1) \
+        self.restore = None if restore_ics is None else (internal.row_bonds(restore_ics),
+                                                         internal.row_angles(restore_ics))
+        checks_fs = segment_fs * np.arange(1, ENERGY_CHECKS_PER_SEGMENT + 1) \
             / ENERGY_CHECKS_PER_SEGMENT
-        self.layouts = [_segment_times(frames - s * tc_fs, checks_fs, tc_fs)
+        self.layouts = [_segment_times(frames - s * segment_fs, checks_fs, segment_fs)
                         for s, frames in enumerate(per_segment)]
 
     def predict(self, unrolls: list[Unroll], reference: np.ndarray | None,
@@ -166,15 +194,22 @@ class _Step:
             errors = total_energy_error_eV(energy, vel, self.masses, reference)
         reasons = _failures(finite, pos, vel, self.masses, limits)
         errors = np.where(reasons == "", errors, np.inf)
-        return [self._candidate(u, a, n_frames[a], ends[a], pos, vel, energy, errors, reasons)
-                for a, u in enumerate(unrolls)]
+        rows = np.arange(len(unrolls))
+        end_pos, end_vel = pos[:, rows, ends], vel[:, rows, ends]
+        if self.restore is not None and energy is not None:
+            target = reference[None, :] - energy[:, rows, ends]
+            end_vel = energy_restore.restore_kinetic_energy(
+                end_pos, end_vel, self.masses, *self.restore,
+                np.where(np.isfinite(target), target, 0.0))
+        return [self._candidate(u, a, n_frames[a], end_pos[:, a], end_vel[:, a], pos, vel,
+                                energy, errors, reasons) for a, u in enumerate(unrolls)]
 
     def _times(self, unrolls: list[Unroll]) -> tuple[np.ndarray, list[int], list[int]]:
         """Local times (A, K) fs (each segment's times from :func:`_segment_times`, padded
         with tc), the number of frames and the column of the end time tc of each row."""
         layouts = [self.layouts[u.segment] for u in unrolls]
         width = max(len(times) for times, _, _ in layouts)
-        local = np.full((len(layouts), width), self.tc_fs)
+        local = np.full((len(layouts), width), self.segment_fs)
         for a, (times, _, _) in enumerate(layouts):
             local[a, :len(times)] = times
         return local, [n for _, n, _ in layouts], [end for _, _, end in layouts]
@@ -182,7 +217,7 @@ class _Step:
     def _restored(self, unrolls: list[Unroll], local: np.ndarray, pos: np.ndarray,
                   vel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Centre of mass on its line, initial momenta restored: (M, A, K, N, 3) each."""
-        start = np.array([u.segment * self.tc_fs for u in unrolls])
+        start = np.array([u.segment * self.segment_fs for u in unrolls])
         t = start[:, None] + local
         p0 = np.stack([u.momentum0 for u in unrolls])[:, None, :]
         l0 = np.stack([u.angular0 for u in unrolls])[:, None, :]
@@ -191,38 +226,38 @@ class _Step:
         pos = mom.restore_centre_of_mass(pos, self.masses, com)
         return pos, mom.restore_momentum(pos, vel, self.masses, p0, l0)
 
-    def _candidate(self, u: Unroll, a: int, n_frames: int, end: int, pos, vel, energy, errors,
-                   reasons) -> Candidate:
+    def _candidate(self, u: Unroll, a: int, n_frames: int, end_pos: np.ndarray,
+                   end_vel: np.ndarray, pos, vel, energy, errors, reasons) -> Candidate:
         frames = slice(0, n_frames)
         ranking = Ranking(errors[:, a])
         failure = None
         if not np.isfinite(ranking.error_eV):
-            t0 = u.segment * self.tc_fs
+            t0 = u.segment * self.segment_fs
             failure = (f"{reasons[ranking.member, a]} between t = {t0:g} and "
-                       f"{t0 + self.tc_fs:g} fs")
+                       f"{t0 + self.segment_fs:g} fs")
         return Candidate(
             times_fs=self.per_segment[u.segment], positions=pos[:, a, frames],
             velocities=vel[:, a, frames],
             potential_eV=None if energy is None else energy[:, a, frames],
-            end_positions=pos[:, a, end], end_velocities=vel[:, a, end],
+            end_positions=end_pos, end_velocities=end_vel,
             ranking=ranking, members=np.arange(len(self.sessions)), failure=failure)
 
 
 def _segment_times(frames_fs: np.ndarray, checks_fs: np.ndarray,
-                   tc_fs: float) -> tuple[np.ndarray, int, int]:
+                   segment_fs: float) -> tuple[np.ndarray, int, int]:
     """One segment's local times to predict: its frames, then the check times that are
-    not already frames (within ``TIME_RTOL`` · tc).  Each time is predicted once, so
+    not already frames (within ``TIME_RTOL`` · L).  Each time is predicted once, so
     frames every 0.5 fs with checks every 1 fs cost 20 network rows per segment, not 30.
 
-    frames_fs: (F,) fs from the segment's start; checks_fs: (C,) fs, the last one tc.
-    Returns (times (F + C') fs, F, column of the end time tc).
+    frames_fs: (F,) fs from the segment's start; checks_fs: (C,) fs, the last one L, the
+    segment length ``segment_fs``.  Returns (times (F + C') fs, F, column of the end L).
     """
-    frames = np.clip(frames_fs, 0.0, tc_fs)
-    slack = TIME_RTOL * tc_fs
+    frames = np.clip(frames_fs, 0.0, segment_fs)
+    slack = TIME_RTOL * segment_fs
     match = np.abs(checks_fs[:, None] - frames[None, :]) <= slack
     extra = checks_fs[~match.any(axis=1)]
     times = np.concatenate([frames, extra])
-    end = int(np.flatnonzero(np.abs(times - tc_fs) <= slack)[0])
+    end = int(np.flatnonzero(np.abs(times - segment_fs) <= slack)[0])
     return times, frames.size, end
 
 

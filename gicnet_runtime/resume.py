@@ -52,7 +52,7 @@ def checkpoint_path(out: str | os.PathLike) -> Path:
 
 def fingerprint(model_paths: Sequence[str | os.PathLike], positions: np.ndarray,
                 velocities: np.ndarray, duration_fs: float, dt_fs: float,
-                energy_threshold_eV: float) -> str:
+                energy_threshold_eV: float, restore_energy: bool, segment_fs: float) -> str:
     """SHA-256 of everything that determines an unrolled run: model bytes, initial
     positions (B, N, 3) Å and velocities (B, N, 3) Å/fs, and the settings."""
     digest = hashlib.sha256()
@@ -62,7 +62,8 @@ def fingerprint(model_paths: Sequence[str | os.PathLike], positions: np.ndarray,
                 digest.update(block)
     for array in (positions, velocities):
         digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
-    digest.update(repr((float(duration_fs), float(dt_fs), float(energy_threshold_eV))).encode())
+    digest.update(repr((float(duration_fs), float(dt_fs), float(energy_threshold_eV),
+                        bool(restore_energy), float(segment_fs))).encode())
     return digest.hexdigest()
 
 

@@ -1,6 +1,7 @@
 """Time grids: parsing time specifications, output frames and their segments (fs).
 
-A trajectory is unrolled in segments of length tc: segment s covers (s·tc, (s+1)·tc].
+A trajectory is unrolled in segments of length L (at most the model's tc): segment s
+covers (s·L, (s+1)·L].
 Output frames are at k·dt, k = 0, 1, ... up to the duration; frame 0 is the initial
 condition and every later frame belongs to the segment whose interval holds it (a
 frame exactly on a boundary is the end of the earlier segment).
@@ -53,8 +54,17 @@ def frame_times_fs(duration_fs: float, dt_fs: float) -> np.ndarray:
     return dt_fs * np.arange(count, dtype=np.float64)
 
 
-def segment_of(times_fs: np.ndarray, tc_fs: float) -> np.ndarray:
+def unroll_segment_fs(tc_fs: float, segment_fs: float) -> float:
+    """``segment_fs``, the length of the segments a trajectory is unrolled in, checked to
+    be positive and at most the model's tc (whose predictions it uses), fs."""
+    if not (math.isfinite(segment_fs) and 0 < segment_fs <= tc_fs * (1 + TIME_RTOL)):
+        raise InputError(f"segment length must lie in (0, {tc_fs:g}] fs (the model's tc), "
+                         f"got {segment_fs:g} fs")
+    return min(float(segment_fs), float(tc_fs))
+
+
+def segment_of(times_fs: np.ndarray, segment_fs: float) -> np.ndarray:
     """Segment index of each time: (F,) fs -> (F,) int; -1 for t = 0 (the initial frame)."""
-    scaled = np.asarray(times_fs, dtype=np.float64) / tc_fs
+    scaled = np.asarray(times_fs, dtype=np.float64) / segment_fs
     index = np.ceil(scaled * (1 - TIME_RTOL) - TIME_RTOL).astype(np.int64) - 1
     return np.where(scaled <= TIME_RTOL, -1, index)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gicnet_runtime import timegrid
 from gicnet_runtime.description import ModelDescription
 from gicnet_runtime.errors import InputError
 from gicnet_runtime.icdef import DUMMY_POINTS_A
@@ -46,8 +47,10 @@ class ExportGraph(nn.Module):
         return pos_t, vel_t, self.energy(pos_t)
 
 
-def describe(model: GICnet, run: dict, final: dict, member: int) -> ModelDescription:
-    """The ModelDescription of member ``member`` of a run (run.json and final.json)."""
+def describe(model: GICnet, run: dict, final: dict, member: int,
+             unroll_segment_fs: float | None = None) -> ModelDescription:
+    """The ModelDescription of member ``member`` of a run (run.json and final.json), with
+    the default unrolling segment length ``unroll_segment_fs`` (None: tc)."""
     import gicnet_train
 
     validation = {k: final["validation"][k] for k in VALIDATION_KEYS
@@ -64,12 +67,15 @@ def describe(model: GICnet, run: dict, final: dict, member: int) -> ModelDescrip
     return ModelDescription(
         atomic_numbers=tuple(run["atomic_numbers"]), masses_amu=tuple(run["masses_amu"]),
         ic_rows=model.icdef.rows, dummy_points_A=DUMMY_POINTS_A, tc_fs=model.config.tc_fs,
-        gate_width_fs=model.config.gate_width_fs, has_energy=True, provenance=provenance,
+        gate_width_fs=model.config.gate_width_fs, has_energy=True,
+        unroll_segment_fs=unroll_segment_fs, provenance=provenance,
         validation=validation)
 
 
-def export_member(run_dir: str | Path, out_path: str | Path, member: int = 0) -> ModelDescription:
-    """Export member ``member`` of the training run in ``run_dir`` to ``out_path`` (atomic)."""
+def export_member(run_dir: str | Path, out_path: str | Path, member: int = 0,
+                  unroll_segment_fs: float | None = None) -> ModelDescription:
+    """Export member ``member`` of the training run in ``run_dir`` to ``out_path`` (atomic);
+    ``unroll_segment_fs``: the default unrolling segment length written to the metadata."""
     import onnx
 
     run_dir, out_path = Path(run_dir), Path(out_path)
@@ -78,7 +84,9 @@ def export_member(run_dir: str | Path, out_path: str | Path, member: int = 0) ->
     model, energy, run = load_member(run_dir, member)
     final_path = run_dir / f"member_{member}" / "final.json"
     final = ckpt.read_json(final_path) if final_path.exists() else {}
-    desc = describe(model, run, final, member)
+    if unroll_segment_fs is not None:
+        unroll_segment_fs = timegrid.unroll_segment_fs(model.config.tc_fs, unroll_segment_fs)
+    desc = describe(model, run, final, member, unroll_segment_fs)
     graph = ExportGraph(model.float(), energy.float()).eval()
     example = _example_inputs(run)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,10 +124,10 @@ def _dynamic_axes() -> dict[str, dict[int, str]]:
     return axes
 
 
-def export_run(run_dir: str | Path, out: Path, member: int | None = None
-               ) -> list[tuple[Path, ModelDescription]]:
+def export_run(run_dir: str | Path, out: Path, member: int | None = None,
+               unroll_segment_fs: float | None = None) -> list[tuple[Path, ModelDescription]]:
     """Export member ``member`` to the file ``out`` (.onnx), or every trained member to
-    ``out/member_K.onnx``; returns (path, description) pairs."""
+    ``out/member_K.onnx`` (see :func:`export_member`); returns (path, description) pairs."""
     run_dir, out = Path(run_dir), Path(out)
     if out.suffix == ".onnx":
         if member is None:
@@ -128,11 +136,12 @@ def export_run(run_dir: str | Path, out: Path, member: int | None = None
                 raise InputError(f"{run_dir} holds {len(members)} members: give --member, or "
                                  "a folder as --out for the whole ensemble")
             member = members[0]
-        return [(out, export_member(run_dir, out, member))]
+        return [(out, export_member(run_dir, out, member, unroll_segment_fs))]
     members = [member] if member is not None else trained_members(run_dir)
     if not members:
         raise InputError(f"{run_dir} holds no trained member (member_K/best.pt)")
-    return [(out / f"member_{k}.onnx", export_member(run_dir, out / f"member_{k}.onnx", k))
+    return [(out / f"member_{k}.onnx",
+             export_member(run_dir, out / f"member_{k}.onnx", k, unroll_segment_fs))
             for k in members]
 
 

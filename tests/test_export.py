@@ -65,6 +65,7 @@ def test_metadata_describes_the_model(exported, run_dir, short_md):
     np.testing.assert_allclose(desc.masses_amu, short_md[0].masses)
     assert [list(r) for r in desc.ic_rows] == run["ic_rows"]
     assert desc.tc_fs == 10.0 and desc.has_energy
+    assert "gicnet.unroll_segment_fs" not in meta and desc.default_segment_fs == 10.0
     assert desc.provenance["member"] == 1 and desc.provenance["seed"] == QUICK.seed + 1000
     assert desc.provenance["data"]["engine"] == "gfn2"
     assert desc.validation["bond_rmse"] > 0
@@ -123,10 +124,23 @@ def test_cli_export_then_info(run_dir, tmp_path):
 
     runner = CliRunner()
     result = runner.invoke(cli_main, ["export", str(run_dir), "--out", str(tmp_path / "one.onnx"),
-                                      "--member", "1"])
+                                      "--member", "1", "--unroll-segment-fs", "5"])
     assert result.exit_code == 0, result.output
     info = runner.invoke(cli_main, ["info", "--model", str(tmp_path / "one.onnx")])
     assert info.exit_code == 0 and "tc_fs: 10" in info.output and "atoms (9)" in info.output
+    assert "unroll_segment_fs: 5" in info.output
+    model = load_model(tmp_path / "one.onnx", device="cpu")
+    assert model.description.default_segment_fs == 5.0
+    assert model.segment_count(20.0, 1.0) == 4
+
+
+@pytest.mark.parametrize("segment_fs", [0.0, 12.0])
+def test_export_refuses_a_segment_longer_than_tc(run_dir, tmp_path, segment_fs):
+    from gicnet_runtime.errors import InputError
+
+    with pytest.raises(InputError, match="segment length must lie in"):
+        export_member(run_dir, tmp_path / "m.onnx", member=1, unroll_segment_fs=segment_fs)
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_exported_model_runs_in_a_process_without_torch(exported, short_md):

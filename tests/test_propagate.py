@@ -33,6 +33,7 @@ def models(tmp_path_factory):
         "costly_clean": {"energy_error_eV": 0.03, "damage": 0.0},
         "nan": {"nan_after_fs": 5.0},
         "explode": {"growth": 1.0},
+        "grow": {"growth": 0.01},
         "no_energy_a": {"has_energy": False},
         "no_energy_b": {"has_energy": False, "energy_error_eV": 1.0},
     }
@@ -166,6 +167,57 @@ def test_bad_durations(models, duration_fs, dt_fs, message):
     with pytest.raises(InputError, match=message):
         _model(models, "free").propagate(ETHANOL_POSITIONS_A, thermal_velocities(1),
                                          duration_fs, dt_fs)
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_energy_restoration_starts_every_segment_with_the_initial_total_energy(models, restore):
+    # Free flight whose total energy rises by 0.01 eV over each segment (E_pot includes the
+    # error): restoring starts segment k with kinetic energy KE0 - k * 0.01 eV, and free
+    # flight keeps each segment's velocities, so every frame of segment k shows it.
+    vel = thermal_velocities(4)
+    traj = _model(models, "err10").propagate(ETHANOL_POSITIONS_A, vel, 40.0, 2.5,
+                                             restore_energy=restore)[0]
+    k = np.maximum(np.ceil(traj.time_fs / 10.0 - 1e-9) - 1, 0)
+    ke0 = mom.kinetic_energy_eV(vel, MASSES)
+    expected = ke0 - 0.01 * k if restore else np.full(k.shape, ke0)
+    np.testing.assert_allclose(traj.kinetic_energy, expected, atol=1e-6)
+    assert traj.info["restore_energy"] is restore
+    np.testing.assert_allclose(mom.linear_momentum(traj.velocities[-1], MASSES),
+                               mom.linear_momentum(vel, MASSES), atol=1e-6)
+    np.testing.assert_allclose(mom.angular_momentum(traj.positions[-1], traj.velocities[-1], MASSES),
+                               mom.angular_momentum(ETHANOL_POSITIONS_A, vel, MASSES), atol=1e-6)
+
+
+def test_energy_restoration_is_on_by_default_only_for_models_with_energy(models):
+    vel = thermal_velocities(4)
+    assert _model(models, "err10").propagate(ETHANOL_POSITIONS_A, vel, 20.0, 5.0)[0].info[
+        "restore_energy"] is True
+    plain = _model(models, "no_energy_a")
+    assert plain.propagate(ETHANOL_POSITIONS_A, vel, 20.0, 5.0)[0].info["restore_energy"] is False
+    with pytest.raises(InputError, match="needs a model with an energy output"):
+        plain.propagate(ETHANOL_POSITIONS_A, vel, 20.0, 5.0, restore_energy=True)
+
+
+def test_shorter_segments_compound_the_models_own_steps(models):
+    # The model scales the molecule about its centre of mass by (1 + 0.01 t / tc) per
+    # segment: unrolled in 5 fs segments, after 5 fs + t it is (1 + 0.005)(1 + 0.001 t).
+    model = _model(models, "grow")
+    zero = np.zeros_like(ETHANOL_POSITIONS_A)
+    traj = model.propagate(ETHANOL_POSITIONS_A, zero, 20.0, 2.5, segment_fs=5.0)[0]
+    com = mom.centre_of_mass(ETHANOL_POSITIONS_A, MASSES)
+    rel0 = ETHANOL_POSITIONS_A - com
+    segment = np.maximum(np.ceil(traj.time_fs / 5.0 - 1e-9) - 1, 0)
+    scale = 1.005 ** segment * (1 + 0.001 * (traj.time_fs - 5.0 * segment))
+    np.testing.assert_allclose(traj.positions - com, scale[:, None, None] * rel0, atol=2e-6)
+    assert traj.info["segment_fs"] == 5.0 and len(traj.info["segment_members"]) == 4
+    assert model.segment_count(20.0, 2.5, 5.0) == 4 and model.segment_count(20.0, 2.5) == 2
+
+
+@pytest.mark.parametrize("segment_fs", [0.0, -1.0, 10.5, np.nan])
+def test_bad_segment_lengths(models, segment_fs):
+    with pytest.raises(InputError, match="segment length must lie in"):
+        _model(models, "free").propagate(ETHANOL_POSITIONS_A, thermal_velocities(1), 20.0, 1.0,
+                                         segment_fs=segment_fs)
 
 
 @pytest.mark.parametrize(("dt_fs", "n_times"), [(0.5, 20), (0.1, 100), (0.7, 23), (2.5, 12)])

@@ -158,7 +158,7 @@ def test_resumed_run_equals_an_uninterrupted_one(models, tmp_path, names, saves)
     # Backtracking ensembles are interrupted with a segment still open to change.
     model = load_model([models[n] for n in names], device="cpu")
     args = (POSITIONS, TRANSLATIONS, 80.0, 0.7)
-    kw = {"energy_threshold_eV": 0.5}
+    kw = {"energy_threshold_eV": 0.5, "restore_energy": True}
     reference = model.propagate(*args, **kw)
     path = tmp_path / "run.h5.resume.npz"
     with pytest.raises(_Killed):
@@ -176,7 +176,8 @@ def _key(model, args, kw) -> str:
     from gicnet_runtime.resume import fingerprint
 
     pos, vel, duration, dt = args
-    return fingerprint(model.paths, pos, vel, duration, dt, kw["energy_threshold_eV"])
+    return fingerprint(model.paths, pos, vel, duration, dt, kw["energy_threshold_eV"],
+                       kw["restore_energy"], model.description.default_segment_fs)
 
 
 def test_checkpoint_holds_no_pickle_and_is_replaced_atomically(models, tmp_path):
@@ -202,7 +203,8 @@ def test_sigkill_leaves_no_output_and_resume_finishes_identically(models, tmp_pa
                             stderr=subprocess.PIPE)
     ckpt = checkpoint_path(out)
     model = load_model([models["cheap"], models["clean"]], device="cpu", threads=1)
-    key = _key(model, (POSITIONS, TRANSLATIONS, 800.0, 1.0), {"energy_threshold_eV": 0.5})
+    key = _key(model, (POSITIONS, TRANSLATIONS, 800.0, 1.0), {"energy_threshold_eV": 0.5,
+                                                                   "restore_energy": True})
     deadline = time.monotonic() + 60
     done = 0
     while done < 15 and time.monotonic() < deadline and proc.poll() is None:

@@ -110,3 +110,25 @@ def test_cuda_without_a_gpu_is_one_line(files, tmp_path):
     assert result.exit_code == 1
     assert result.stderr.startswith("gicnet: error: device 'cuda' requested but no usable")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--segment-fs", "12"], "gicnet: error: segment length must lie in (0, 10] fs"),
+    (["--segment-fs", "0"], "gicnet: error: segment length must lie in (0, 10] fs"),
+])
+def test_bad_segment_lengths_are_one_line(files, tmp_path, args, message):
+    result = _run("propagate", "--model", files["free"], "--init", files["init"],
+                  "--duration-fs", 20, "--out", tmp_path / "x.h5", *args)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(message)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.h5").exists() and not (tmp_path / "x_000.h5").exists()
+
+
+def test_propagate_reports_its_unrolling_settings(files, tmp_path):
+    result = _run("propagate", "--model", files["free"], "--init", files["init"],
+                  "--duration-fs", 20, "--dt-fs", 1, "--segment-fs", 5, "--no-restore-energy",
+                  "--out", tmp_path / "x.h5")
+    assert result.exit_code == 0, result.stderr
+    assert "segments of 5 fs (the model's tc: 10 fs), energy restoration off" in result.stdout
+    assert read_trajectory(tmp_path / "x_000.h5").info["segment_fs"] == 5.0
