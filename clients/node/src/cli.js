@@ -5,18 +5,21 @@
  *
  *   node src/cli.js info      [--model FILE]
  *   node src/cli.js predict   [--model FILE] [--init FILE] --times SPEC      [--out FILE]
- *   node src/cli.js propagate [--model FILE] [--init FILE] --segments N --dt-fs DT [--out FILE]
+ *   node src/cli.js propagate [--model FILE] [--init FILE] --segments N --dt-fs DT
+ *                             [--segment-fs L] [--restore-energy|--no-restore-energy] [--out FILE]
  *
  * --model defaults to exported/ethanol/member_0.onnx, --init to initial.extxyz next to the
  * model; --out .json (all trajectories) or .extxyz (one file per trajectory), JSON on stdout
- * when absent.  Errors are one line on stderr and exit code 1.
+ * when absent.  propagate unrolls N segments of L fs (L defaults to the model's
+ * unroll_segment_fs, else tc), so the trajectories last N·L fs.  Errors are one line on
+ * stderr and exit code 1.
  */
 const path = require('node:path');
 const {parseArgs} = require('node:util');
 const {Model} = require('./model');
 const {DEFAULT_INIT_NAME, readInitial} = require('./initial');
 const {framesDocument, writeFrames} = require('./output');
-const {propagate} = require('./propagate');
+const {propagate, unrollSettings} = require('./propagate');
 const {parseTimes} = require('./timegrid');
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -26,6 +29,9 @@ const OPTIONS = {
   init: {type: 'string'},
   times: {type: 'string'},
   segments: {type: 'string'},
+  'segment-fs': {type: 'string'},
+  'restore-energy': {type: 'boolean'},
+  'no-restore-energy': {type: 'boolean'},
   'dt-fs': {type: 'string'},
   out: {type: 'string'},
   threads: {type: 'string'},
@@ -37,7 +43,13 @@ const USAGE = `usage: gicnet-node <info|predict|propagate> [options]
   --init FILE       initial conditions, extended XYZ with momenta or JSON
                     [${DEFAULT_INIT_NAME} next to the model]
   --times SPEC      predict: times in the segment, fs: start:stop:step or t1,t2,...
-  --segments N      propagate: number of segments of tc to unroll
+  --segments N      propagate: number of segments to unroll (duration N·L)
+  --segment-fs L    propagate: segment length L, fs, 0 < L <= tc
+                    [the model's unroll_segment_fs, else tc]
+  --restore-energy, --no-restore-energy
+                    propagate: start every segment with the trajectory's initial total
+                    energy by scaling the stretch-and-bend velocities
+                    [on for models with energy]
   --dt-fs DT        propagate: output frame spacing, fs
   --out FILE        .json or .extxyz (default: JSON on stdout)
   --threads N       onnxruntime intra-op threads`;
@@ -48,6 +60,19 @@ function positive(text, name, integer = false) {
     throw new Error(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got ${text}`);
   }
   return value;
+}
+
+/** propagate's --segment-fs and --restore-energy / --no-restore-energy (undefined: default). */
+function unrollOptions(values) {
+  if (values['restore-energy'] && values['no-restore-energy']) {
+    throw new Error('give --restore-energy or --no-restore-energy, not both');
+  }
+  return {
+    segmentFs: values['segment-fs'] === undefined ? undefined
+      : positive(values['segment-fs'], 'segment-fs'),
+    restoreEnergy: values['restore-energy'] ? true
+      : values['no-restore-energy'] ? false : undefined,
+  };
 }
 
 async function main(argv) {
@@ -67,19 +92,22 @@ async function main(argv) {
   const init = values.init || path.join(path.dirname(values.model), DEFAULT_INIT_NAME);
   const state = readInitial(init, model.description);
   let trajectories;
+  let settings = {};
   if (command === 'predict') {
     if (values.times === undefined) throw new Error('predict needs --times');
     trajectories = await model.predict(state, parseTimes(values.times));
   } else {
     const segments = positive(values.segments, 'segments', true);
     const dtFs = positive(values['dt-fs'], 'dt-fs');
-    trajectories = await propagate(model, state, segments * model.description.tc_fs, dtFs);
+    const unroll = unrollSettings(model.description, unrollOptions(values));
+    settings = {segment_fs: unroll.segmentFs, restore_energy: unroll.restoreEnergy};
+    trajectories = await propagate(model, state, segments * unroll.segmentFs, dtFs, unroll);
   }
   if (values.out === undefined) {
-    const doc = framesDocument(model, trajectories, command);
+    const doc = framesDocument(model, trajectories, command, settings);
     return void process.stdout.write(JSON.stringify(doc) + '\n');
   }
-  const written = writeFrames(model, trajectories, command, values.out);
+  const written = writeFrames(model, trajectories, command, values.out, settings);
   const failed = trajectories.map((t, b) => t.failure && `trajectory ${b}: ${t.failure}`)
     .filter(Boolean);
   failed.forEach((line) => process.stderr.write(`warning: ${line}\n`));

@@ -11,7 +11,8 @@ const REQUIRED = ['atomic_numbers', 'masses_amu', 'ic_rows', 'dummy_points_A', '
 /**
  * Description from metadata_props ({key: JSON string}); throws for missing, malformed or
  * newer metadata.  Returns {atomic_numbers, masses_amu, ic_rows, dummy_points_A, tc_fs,
- * gate_width_fs, has_energy, frame, provenance, validation, format_version, units, n_atoms}.
+ * gate_width_fs, has_energy, frame, unroll_segment_fs (fs, or null: tc), provenance,
+ * validation, format_version, units, n_atoms}.
  */
 function parseDescription(props) {
   if (!(PREFIX + 'format_version' in props)) {
@@ -36,7 +37,8 @@ function parseDescription(props) {
   }
   const missing = REQUIRED.filter((k) => !(k in raw));
   if (missing.length) throw new Error(`model metadata lacks ${missing.join(', ')}`);
-  const desc = {frame: 'initial-body-frame', provenance: {}, validation: {}, ...raw};
+  const desc = {frame: 'initial-body-frame', unroll_segment_fs: null, provenance: {},
+    validation: {}, ...raw};
   check(desc);
   desc.n_atoms = desc.atomic_numbers.length;
   return desc;
@@ -52,6 +54,16 @@ function check(desc) {
   if (!(desc.tc_fs > 0) || !(desc.gate_width_fs > 0)) {
     throw new Error('model metadata is malformed: tc_fs and gate_width_fs must be positive');
   }
+  const segment = desc.unroll_segment_fs;
+  if (segment !== null && !(typeof segment === 'number' && segment > 0 && segment <= desc.tc_fs)) {
+    throw new Error('model metadata is malformed: unroll_segment_fs must lie in (0, tc_fs], '
+      + `got ${JSON.stringify(segment)}`);
+  }
 }
 
-module.exports = {FORMAT_VERSION, parseDescription};
+/** Segment length for unrolling when none is asked for: unroll_segment_fs, else tc, fs. */
+function defaultSegmentFs(desc) {
+  return desc.unroll_segment_fs === null ? desc.tc_fs : desc.unroll_segment_fs;
+}
+
+module.exports = {FORMAT_VERSION, defaultSegmentFs, parseDescription};

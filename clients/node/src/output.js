@@ -16,12 +16,15 @@ const FRAMES_FORMAT_VERSION = 1;
 const rows3 = (flat) => Array.from({length: flat.length / 3},
   (_, i) => [flat[3 * i], flat[3 * i + 1], flat[3 * i + 2]]);
 
-/** The JSON document for trajectories of model `model` (see docs/onnx-contract.md). */
-function framesDocument(model, trajectories, command) {
+/**
+ * The JSON document for trajectories of model `model` (see clients/node/README.md);
+ * `settings`: how they were made ({segment_fs, restore_energy} for propagate).
+ */
+function framesDocument(model, trajectories, command, settings = {}) {
   const desc = model.description;
   return {
     format: 'gicnet-frames', format_version: FRAMES_FORMAT_VERSION, command,
-    model: model.path, tc_fs: desc.tc_fs, atomic_numbers: desc.atomic_numbers,
+    model: model.path, tc_fs: desc.tc_fs, ...settings, atomic_numbers: desc.atomic_numbers,
     masses_amu: desc.masses_amu,
     units: {time: 'fs', positions: 'angstrom', velocities: 'angstrom/fs', energy: 'eV'},
     trajectories: trajectories.map((t) => {
@@ -69,11 +72,14 @@ function writeAtomic(file, text) {
   fs.renameSync(tmp, file);
 }
 
-/** Write the trajectories to `out` (.json or .extxyz/.xyz); returns the written paths. */
-function writeFrames(model, trajectories, command, out) {
+/**
+ * Write the trajectories to `out` (.json or .extxyz/.xyz); returns the written paths.
+ * `settings` go into the JSON document (see framesDocument).
+ */
+function writeFrames(model, trajectories, command, out, settings = {}) {
   const ext = path.extname(out).toLowerCase();
   if (ext === '.json') {
-    writeAtomic(out, JSON.stringify(framesDocument(model, trajectories, command)));
+    writeAtomic(out, JSON.stringify(framesDocument(model, trajectories, command, settings)));
     return [out];
   }
   if (ext !== '.extxyz' && ext !== '.xyz') {

@@ -1,14 +1,18 @@
 'use strict';
 /**
  * Long trajectories from one model, unrolled segment by segment exactly as
- * gicnet_runtime/propagate.py does for a single member:
+ * gicnet_runtime/propagate.py does for a single member, in segments of length L
+ * (0 < L <= tc; default the model's unroll_segment_fs, else tc):
  *
- * 1. per segment, the graph is asked for ENERGY_CHECKS_PER_SEGMENT check times tc/10 ... tc,
- *    then the output frames that fall in the segment (local times, clipped to [0, tc]);
+ * 1. per segment, the graph is asked for ENERGY_CHECKS_PER_SEGMENT check times L/10 ... L,
+ *    then the output frames that fall in the segment (local times, clipped to [0, L]);
  * 2. every predicted frame's centre of mass is put back on its straight line
  *    com0 + p0/M · t and its velocities given back the initial linear momentum p0 and
  *    angular momentum L0 (float64, ./momentum.js);
- * 3. the restored state at t = tc (the last check) starts the next segment;
+ * 3. the restored state at t = L (the last check) starts the next segment, with energy
+ *    restoration (on by default for models with energy) first giving its velocities back
+ *    the initial total energy by scaling their stretch-and-bend part (./energyRestore.js);
+ *    the frames stay as predicted;
  * 4. a non-finite prediction, an atom more than EXPLOSION_MARGIN_A beyond the initial
  *    molecule's extent or faster than MAX_SPEED_A_PER_FS stops that trajectory.
  *
@@ -16,7 +20,9 @@
  * total-energy error (which is reported, as in the Python runtime's info).
  */
 const mom = require('./momentum');
-const {frameTimes, segmentOf} = require('./timegrid');
+const {restoreKineticEnergy, stretchBendCoordinates} = require('./energyRestore');
+const {defaultSegmentFs} = require('./description');
+const {formatG, frameTimes, segmentOf, unrollSegmentFs} = require('./timegrid');
 
 const ENERGY_CHECKS_PER_SEGMENT = 10;
 const EXPLOSION_MARGIN_A = 10.0;
@@ -40,39 +46,61 @@ function maxSpeed(vel) {
   return speed;
 }
 
-/** Output frame times per segment: [segment] -> times (fs from the trajectory's start). */
-function framesPerSegment(durationFs, dtFs, tcFs) {
+/**
+ * Output frame times per segment of `segmentFs`: [segment] -> times (fs from the trajectory's
+ * start).
+ */
+function framesPerSegment(durationFs, dtFs, segmentFs) {
   const frames = frameTimes(durationFs, dtFs);
   if (frames.length < 2) {
     throw new Error(`dt ${dtFs} fs is longer than the duration ${durationFs} fs`);
   }
-  const segments = frames.map((t) => segmentOf(t, tcFs));
+  const segments = frames.map((t) => segmentOf(t, segmentFs));
   const count = segments[segments.length - 1] + 1;
   return Array.from({length: count}, (_, s) => frames.filter((_t, f) => segments[f] === s));
 }
 
 /**
- * Unroll B trajectories together.  state: {positions, velocities} (B Float64Arrays of N·3,
- * Å and Å/fs); durationFs, dtFs: length and frame spacing, fs.  Returns B trajectories
- * {time_fs, positions, velocities (F Float64Arrays), potential_eV (F) or null,
- * kinetic_eV (F), segment_energy_error_eV, failure}.
+ * How to unroll with model description `desc`: segmentFs (fs, undefined: the model's
+ * unroll_segment_fs, else tc) checked to lie in (0, tc]; restoreEnergy (undefined: whether
+ * the model has energy), refused for a model without energy.  Returns {segmentFs,
+ * restoreEnergy}.
  */
-async function propagate(model, state, durationFs, dtFs) {
+function unrollSettings(desc, {segmentFs, restoreEnergy} = {}) {
+  const length = unrollSegmentFs(desc.tc_fs, segmentFs ?? defaultSegmentFs(desc));
+  if (restoreEnergy && !desc.has_energy) {
+    throw new Error('energy restoration needs a model with an energy output');
+  }
+  return {segmentFs: length, restoreEnergy: restoreEnergy ?? desc.has_energy};
+}
+
+/**
+ * Unroll B trajectories together.  state: {positions, velocities} (B Float64Arrays of N·3,
+ * Å and Å/fs); durationFs, dtFs: length and frame spacing, fs; options: {segmentFs,
+ * restoreEnergy} (see unrollSettings).  Returns B trajectories {time_fs, positions,
+ * velocities (F Float64Arrays), potential_eV (F) or null, kinetic_eV (F),
+ * segment_energy_error_eV, failure}.
+ */
+async function propagate(model, state, durationFs, dtFs, options = {}) {
   const masses = Float64Array.from(model.description.masses_amu);
-  const tc = model.description.tc_fs;
-  const perSegment = framesPerSegment(durationFs, dtFs, tc);
+  const settings = unrollSettings(model.description, options);
+  const length = settings.segmentFs;
+  const perSegment = framesPerSegment(durationFs, dtFs, length);
   const checks = Array.from({length: ENERGY_CHECKS_PER_SEGMENT},
-    (_, k) => tc * (k + 1) / ENERGY_CHECKS_PER_SEGMENT);
+    (_, k) => length * (k + 1) / ENERGY_CHECKS_PER_SEGMENT);
+  const restore = settings.restoreEnergy ? stretchBendCoordinates(model.description.ic_rows)
+    : null;
   const trajectories = state.positions.map((p, b) => start(p, state.velocities[b], masses));
   await initialPotential(model, state, trajectories, masses);
   for (let s = 0; s < perSegment.length; s++) {
     const active = trajectories.filter((t) => t.failure === null);
     if (!active.length) break;
-    const local = checks.concat(perSegment[s].map((t) => Math.min(Math.max(t - s * tc, 0), tc)));
+    const t0 = s * length;
+    const local = checks.concat(perSegment[s].map((t) => Math.min(Math.max(t - t0, 0), length)));
     const out = await model.run(active.map((t) => t.startPositions),
       active.map((t) => t.startVelocities), active.map(() => local));
-    active.forEach((t, a) => accept(t, restoredFrames(out, a, local, s * tc, t), s, tc,
-      perSegment[s], checks.length));
+    active.forEach((t, a) => accept(t, restoredFrames(out, a, local, t0, t),
+      {t0, t1: t0 + length}, perSegment[s], restore));
   }
   return trajectories.map(finish);
 }
@@ -129,11 +157,16 @@ function restoredFrames(out, a, local, t0Fs, traj) {
   });
 }
 
-/** Take the segment's frames into trajectory `t`, or stop it with the reason. */
-function accept(t, frames, s, tc, frameTimesFs, nChecks) {
+/**
+ * Take the segment's frames (the checks, then one per time of `frameTimesFs`) into
+ * trajectory `t` and set the start of its next segment, or stop it with the reason.
+ * span: {t0, t1}, the segment's interval, fs; restore: the coordinates energy restoration
+ * scales (stretchBendCoordinates), or null for no restoration.
+ */
+function accept(t, frames, span, frameTimesFs, restore) {
   const reason = failureOf(frames, t);
   if (reason) {
-    t.failure = `${reason} between t = ${s * tc} and ${(s + 1) * tc} fs`;
+    t.failure = `${reason} between t = ${formatG(span.t0)} and ${formatG(span.t1)} fs`;
     return;
   }
   if (t.referenceEV !== null) {
@@ -141,6 +174,7 @@ function accept(t, frames, s, tc, frameTimesFs, nChecks) {
       (f) => Math.abs(f.energy + mom.kineticEnergyEV(f.velocities, t.masses) - t.referenceEV));
     t.segment_energy_error_eV.push(Math.max(...errors));
   }
+  const nChecks = ENERGY_CHECKS_PER_SEGMENT;
   frameTimesFs.forEach((time, j) => {
     const f = frames[nChecks + j];
     t.time_fs.push(time);
@@ -150,7 +184,11 @@ function accept(t, frames, s, tc, frameTimesFs, nChecks) {
   });
   const end = frames[nChecks - 1];
   t.startPositions = end.positions;
-  t.startVelocities = end.velocities;
+  // an accepted segment's energies are finite (failureOf), so the target is too
+  t.startVelocities = restore
+    ? restoreKineticEnergy(end.positions, end.velocities, t.masses, restore,
+      t.referenceEV - end.energy)
+    : end.velocities;
 }
 
 function failureOf(frames, t) {
@@ -171,4 +209,4 @@ function finish(t) {
   };
 }
 
-module.exports = {ENERGY_CHECKS_PER_SEGMENT, framesPerSegment, propagate};
+module.exports = {ENERGY_CHECKS_PER_SEGMENT, framesPerSegment, propagate, unrollSettings};

@@ -1,8 +1,9 @@
 'use strict';
 /**
- * Time grids, fs, as gicnet_runtime/timegrid.py: segment s covers (s·tc, (s+1)·tc]; frames
- * are at k·dt up to the duration; frame 0 is the initial condition (segment -1) and a frame
- * exactly on a boundary is the end of the earlier segment.
+ * Time grids, fs, as gicnet_runtime/timegrid.py: a trajectory is unrolled in segments of
+ * length L (0 < L <= tc) and segment s covers (s·L, (s+1)·L]; frames are at k·dt up to the
+ * duration; frame 0 is the initial condition (segment -1) and a frame exactly on a boundary
+ * is the end of the earlier segment.
  */
 
 /** Relative slack for rounding in time arithmetic. */
@@ -38,11 +39,28 @@ function frameTimes(durationFs, dtFs) {
   return Array.from({length: count}, (_, k) => dtFs * k);
 }
 
-/** Segment index of a time, fs; -1 for t = 0 (the initial frame). */
-function segmentOf(timeFs, tcFs) {
-  const scaled = timeFs / tcFs;
+/**
+ * `segmentFs`, the length of the segments a trajectory is unrolled in, checked to be positive
+ * and at most the model's tc (whose predictions it uses), fs.
+ */
+function unrollSegmentFs(tcFs, segmentFs) {
+  if (!(Number.isFinite(segmentFs) && segmentFs > 0 && segmentFs <= tcFs * (1 + TIME_RTOL))) {
+    throw new Error(`segment length must lie in (0, ${formatG(tcFs)}] fs (the model's tc), `
+      + `got ${formatG(segmentFs)} fs`);
+  }
+  return Math.min(segmentFs, tcFs);
+}
+
+/** Segment index of a time, fs, for segments of `segmentFs`; -1 for t = 0 (the initial frame). */
+function segmentOf(timeFs, segmentFs) {
+  const scaled = timeFs / segmentFs;
   if (scaled <= TIME_RTOL) return -1;
   return Math.ceil(scaled * (1 - TIME_RTOL) - TIME_RTOL) - 1;
 }
 
-module.exports = {TIME_RTOL, frameTimes, parseTimes, segmentOf};
+/** A time or length for messages, like Python's format(x, 'g'): 6 significant digits. */
+function formatG(value) {
+  return Number.isFinite(value) ? String(Number(value.toPrecision(6))) : String(value);
+}
+
+module.exports = {TIME_RTOL, formatG, frameTimes, parseTimes, segmentOf, unrollSegmentFs};
