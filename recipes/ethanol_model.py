@@ -87,8 +87,11 @@ def train(settings: dict, device: str, parallel: bool, time_budget_s: float | No
 def export(settings: dict) -> None:
     """Every member to ONNX, plus the held-out initial conditions."""
     out = ROOT / settings["export_dir"]
+    segment = settings.get("unroll_segment_fs")
     subprocess.run([sys.executable, str(ROOT / "cli.py"), "export",
-                    str(ROOT / settings["run_dir"]), "--out", str(out)], check=True)
+                    str(ROOT / settings["run_dir"]), "--out", str(out)]
+                   + ([] if segment is None else ["--unroll-segment-fs", str(segment)]),
+                   check=True)
     init = settings["initial_conditions"]
     write_trajectory(initial_conditions(data_files(settings, init["split"]), init["frame"]),
                      out / "initial.extxyz")
