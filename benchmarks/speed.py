@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--baselines-from", type=Path, default=None,
                    help="take the MD baselines from this earlier JSON (e.g. with --skip-md)")
     p.add_argument("--dt-fs", type=float, default=0.5)
+    p.add_argument("--segment-fs", type=float, default=None,
+                   help="unrolling segment length, fs (default: the model's, 5 fs shipped)")
     p.add_argument("--duration-fs", type=float, default=1000.0)
     p.add_argument("--md-duration-fs", type=float, default=1000.0)
     p.add_argument("--batches", default="1,16,256,1024")
@@ -101,14 +103,14 @@ class FrameCounter:
 
 
 def run_gicnet(model, label: str, pos, vel, duration_fs: float, dt_fs: float,
-               flops_frame: float) -> dict:
+               flops_frame: float, segment_fs: float | None = None) -> dict:
     """Unroll len(pos) trajectories; fs of trajectory per wall s (median of REPEATS if fast)."""
     counter = FrameCounter(model)
     walls, frames = [], []
     while len(walls) < (REPEATS if not walls or walls[0] < REPEAT_BELOW_S else 1):
         counter.frames = 0
         start = time.perf_counter()
-        trajectories = model.propagate(pos, vel, duration_fs, dt_fs)
+        trajectories = model.propagate(pos, vel, duration_fs, dt_fs, segment_fs=segment_fs)
         walls.append(time.perf_counter() - start)
         frames.append(counter.frames)
     wall = statistics.median(walls)
@@ -116,6 +118,8 @@ def run_gicnet(model, label: str, pos, vel, duration_fs: float, dt_fs: float,
     network_frames = frames[walls.index(wall)] if wall in walls else frames[0]
     return {"model": label, "members": len(model.members), "batch": len(pos),
             "duration_fs": duration_fs, "dt_fs": dt_fs, "wall_s": wall, "repeats": len(walls),
+            "segment_fs": trajectories[0].info["segment_fs"],
+            "restore_energy": trajectories[0].info["restore_energy"],
             "fs_per_s": simulated / wall, "fs_per_s_per_trajectory": simulated / wall / len(pos),
             "network_frames": network_frames,
             "achieved_flop_per_s": network_frames * flops_frame / wall,
@@ -140,7 +144,8 @@ def gicnet_runs(args, initial, flops_frame: float) -> list[dict]:
         for size in (int(b) for b in args.batches.split(",")):
             pos, vel = batch_of(pos0, vel0, size)
             duration = args.large_batch_duration_fs if size >= 1024 else args.duration_fs
-            rows.append(run_gicnet(model, label, pos, vel, duration, args.dt_fs, flops_frame))
+            rows.append(run_gicnet(model, label, pos, vel, duration, args.dt_fs, flops_frame,
+                                   args.segment_fs))
             print(_gicnet_line(rows[-1]), flush=True)
     return rows
 

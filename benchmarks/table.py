@@ -19,7 +19,8 @@ def speed_rows(results: dict, label: str) -> list[str]:
             for b in results["baselines"] if "source" not in b]
     for g in results["gicnet"]:
         ratio = f"{g['fs_per_s'] / ani:,.1f}" if ani else "n/a"
-        rows.append(f"| {label} | gicnet {g['model']} ({g['members']}) | {g['batch']} | "
+        segment = f", {g['segment_fs']:g} fs segments" if "segment_fs" in g else ""
+        rows.append(f"| {label} | gicnet {g['model']} ({g['members']}{segment}) | {g['batch']} | "
                     f"{g['duration_fs']:g} | {g['fs_per_s']:,.1f} | {ratio} |")
     return [r for r in rows if r]
 
