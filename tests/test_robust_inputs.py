@@ -83,6 +83,8 @@ def files(tmp_path_factory):
     (d / "garbage.onnx").write_bytes(b"\x08\x07garbage that is not a protobuf" * 10)
     newer = description().to_metadata()
     newer[METADATA_PREFIX + "format_version"] = "99"
+    long_segment = description().to_metadata()
+    long_segment[METADATA_PREFIX + "unroll_segment_fs"] = "12.0"
     lacking = description().to_metadata()
     del lacking[METADATA_PREFIX + "tc_fs"]
     h5 = _write(d, "init.h5", _traj())
@@ -103,6 +105,7 @@ def files(tmp_path_factory):
         "truncated_onnx": d / "truncated.onnx", "garbage_onnx": d / "garbage.onnx",
         "foreign_onnx": identity_model(d / "foreign.onnx", None),
         "newer_onnx": identity_model(d / "newer.onnx", newer),
+        "long_segment_onnx": identity_model(d / "long_segment.onnx", long_segment),
         "lacking_onnx": identity_model(d / "lacking.onnx", lacking),
         "escape_onnx": _escaping_onnx(d),
         "truncated_h5": d / "truncated.h5", "truncated_xyz": d / "truncated.extxyz",
@@ -156,6 +159,7 @@ def _case_args(files, case: str, out: Path) -> list:
         "foreign_onnx": _predict(files, model=files["foreign_onnx"]),
         "missing_metadata": _predict(files, model=files["lacking_onnx"]),
         "newer_metadata": _predict(files, model=files["newer_onnx"]),
+        "bad_unroll_segment": _predict(files, model=files["long_segment_onnx"]),
         "external_data_escape": _predict(files, model=files["escape_onnx"]),
         "unreadable_init": _predict(files, init=files["dir"] / "missing.extxyz"),
         "unknown_device": _predict(files)[:-2] + ["--device", "gpu"],
@@ -173,6 +177,8 @@ def _case_args(files, case: str, out: Path) -> list:
         return _propagate(files, "--duration-fs", 0, "--dt-fs", 1, "--out", out)
     if case == "dt_le_0":
         return _propagate(files, "--duration-fs", 10, "--dt-fs", -0.5, "--out", out)
+    if case == "segment_too_long":
+        return _propagate(files, "--duration-fs", 10, "--segment-fs", 12, "--out", out)
     if case == "unwritable_output":
         files["a_file"].write_text("a file, not a folder")
         return _predict(files, "--out", files["a_file"] / "out.h5")
@@ -186,7 +192,8 @@ CASES = ["malformed_xyz", "truncated_extxyz", "truncated_h5md", "missing_velocit
          "collinear_triple", "negative_time", "non_finite_time", "unsorted_times",
          "duration_le_0", "dt_le_0", "corrupted_onnx", "truncated_onnx", "foreign_onnx",
          "missing_metadata", "newer_metadata", "external_data_escape", "unreadable_init",
-         "unwritable_output", "unknown_output_format", "unknown_device"]
+         "unwritable_output", "unknown_output_format", "unknown_device", "segment_too_long",
+         "bad_unroll_segment"]
 
 
 #: A fragment of the one-line message for each case (CLI and API).
@@ -209,6 +216,8 @@ EXPECTED = {
     "unreadable_init": "initial-conditions file not found",
     "unwritable_output": "output folder does not exist",
     "unknown_output_format": "cannot tell the format", "unknown_device": "'gpu'",
+    "segment_too_long": "segment length must lie in (0, 10] fs",
+    "bad_unroll_segment": "unroll_segment_fs must lie in (0, tc_fs]",
 }
 API_EXPECTED = {"truncated_extxyz": "cannot read", "negative_time": "times must lie",
                 "non_finite_time": "times_fs contain NaN or inf"}
@@ -269,6 +278,9 @@ def _api(files, case: str):
         "unknown_output_format": (InputError, lambda: write_trajectory(_traj(),
                                                                        files["dir"] / "x.pdf")),
         "unknown_device": (GicnetError, lambda: load_model(files["good"], device="gpu")),
+        "segment_too_long": (InputError, lambda: model.propagate(
+            ETHANOL_POSITIONS_A, VELOCITIES, 10.0, 1.0, segment_fs=12.0)),
+        "bad_unroll_segment": (ModelError, lambda: load_model(files["long_segment_onnx"])),
     }
     return calls[case]
 
