@@ -77,8 +77,12 @@ _OUT_HELP = ("Output file: .xyz/.extxyz (ASE-readable, velocities included), .h5
 @click.option("--times", required=True,
               help="Times within the segment [0, tc], fs: start:stop:step (stop included) or "
                    "t1,t2,...; written in increasing order, without repeats.")
+@click.option("--ensemble", type=click.Choice(["mean", "select"]), default="mean",
+              show_default=True,
+              help="An ensemble's answer: the mean of its members (more accurate; the spread "
+                   "is printed), or per start the member with the smallest energy error.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help=_OUT_HELP)
-def predict(models, init, velocities, device, threads, times, out):
+def predict(models, init, velocities, device, threads, times, ensemble, out):
     """Predict frames within one segment from each initial condition (one model call)."""
     import numpy as np
 
@@ -93,13 +97,16 @@ def predict(models, init, velocities, device, threads, times, out):
     conditions = initial_conditions_for(model.description, init, velocities,
                                         model.paths[0].parent)
     times_fs = np.unique(parse_times(times))
-    result = model.predict(conditions.positions, conditions.velocities, times_fs)
+    result = model.predict(conditions.positions, conditions.velocities, times_fs,
+                           ensemble=ensemble)
     trajectories = prediction_trajectories(
         result.positions, result.velocities, result.potential_energy, times_fs,
         model.description, {"engine": "gicnet", "models": [p.name for p in model.paths]},
         result.member)
-    for path in write_trajectories(trajectories, out):
-        click.echo(f"{path}  {times_fs.size} frames, {times_fs[0]:g}-{times_fs[-1]:g} fs")
+    for b, path in enumerate(write_trajectories(trajectories, out)):
+        spread = ("" if result.spread_A is None else
+                  f", members' spread up to {result.spread_A[b].max():.4f} A")
+        click.echo(f"{path}  {times_fs.size} frames, {times_fs[0]:g}-{times_fs[-1]:g} fs{spread}")
 
 
 def _unroll_options(command):

@@ -25,6 +25,8 @@ from gicnet_runtime.session import MAX_CHUNK_BYTES, Session
 from gicnet_runtime.timegrid import TIME_RTOL, frame_times_fs, segment_of, unroll_segment_fs
 from gicnet_runtime.trajectory import Trajectory
 
+#: How an ensemble answers :meth:`Model.predict`.
+ENSEMBLE_MODES = ("mean", "select")
 #: The shipped model: every *.onnx in this folder is a member of the ensemble.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "exported" / "ethanol"
 
@@ -38,13 +40,17 @@ class Prediction:
         positions: (B, K, N, 3) Å.
         velocities: (B, K, N, 3) Å/fs.
         potential_energy: (B, K) eV, or None for a model without energy.
-        member: (B,) int, the ensemble member used for each initial condition.
+        member: (B,) int, the ensemble member used for each initial condition; -1 where
+            the frames are the mean of all members.
+        spread_A: (B, K) Å, for the mean of an ensemble: the root-mean-square distance of
+            the members' atom positions from the mean (an uncertainty estimate); else None.
     """
 
     positions: np.ndarray
     velocities: np.ndarray
     potential_energy: np.ndarray | None
     member: np.ndarray
+    spread_A: np.ndarray | None = None
 
 
 class Model:
@@ -68,37 +74,50 @@ class Model:
         return [m.path for m in self.members]
 
     def predict(self, positions: np.ndarray, velocities: np.ndarray,
-                times_fs: np.ndarray) -> Prediction:
+                times_fs: np.ndarray, *, ensemble: str = "mean") -> Prediction:
         """Positions and velocities at the given times of one segment.
 
         Args:
             positions: (B, N, 3) or (N, 3) Å, the initial positions.
             velocities: (B, N, 3) or (N, 3) Å/fs, the initial velocities.
             times_fs: (K,) or (B, K) fs, any order, each within [0, tc].
+            ensemble: how an ensemble answers: "mean", the mean of all members' positions,
+                velocities and energies (the velocities stay the exact time derivative of
+                the positions), with their spread; or "select", per initial condition the
+                member with the smallest total-energy error over the given times (the
+                choice the unrolling makes per segment).  A single model ignores it.
 
         Returns:
             The frames in the order of ``times_fs`` (the network's raw output, lab frame).
-            An ensemble uses, per initial condition, the member with the smallest
-            total-energy error over the given times.
         """
+        if ensemble not in ENSEMBLE_MODES:
+            raise InputError(f"ensemble must be one of {', '.join(ENSEMBLE_MODES)}, "
+                             f"got {ensemble!r}")
         pos, vel, batched = self._state(positions, velocities)
         times = self._times(times_fs, pos.shape[0])
-        select = len(self.members) > 1 and self.description.has_energy
+        select = ensemble == "select" and len(self.members) > 1 and self.description.has_energy
         if select:
             times = np.concatenate([np.zeros((pos.shape[0], 1)), times], axis=1)
         outs = [m.run(pos, vel, times) for m in self.members]
-        member = (_best_members(outs, vel, self.description) if select
-                  else np.zeros(pos.shape[0], dtype=np.int64))
-        rows = np.arange(pos.shape[0])
-        first = 1 if select else 0
-        picked = {name: np.stack([o[name] for o in outs])[member, rows, first:].astype(np.float64)
-                  for name in outs[0]}
+        stacked = {name: np.stack([o[name] for o in outs]).astype(np.float64) for name in outs[0]}
+        first, spread = (1 if select else 0), None
+        if select:
+            member = _best_members(outs, vel, self.description)
+            rows = np.arange(pos.shape[0])
+            picked = {name: value[member, rows, first:] for name, value in stacked.items()}
+        elif len(self.members) > 1:
+            member = np.full(pos.shape[0], -1, dtype=np.int64)
+            picked, spread = _member_mean(stacked)
+        else:
+            member = np.zeros(pos.shape[0], dtype=np.int64)
+            picked = {name: value[0] for name, value in stacked.items()}
         _check_finite(picked, times[:, first:])
         energy = picked.get("energy_t")
         if not batched:
             picked = {k: v[0] for k, v in picked.items()}
             energy = None if energy is None else energy[0]
-        return Prediction(picked["positions_t"], picked["velocities_t"], energy, member)
+            spread = None if spread is None else spread[0]
+        return Prediction(picked["positions_t"], picked["velocities_t"], energy, member, spread)
 
     def propagate(self, positions: np.ndarray, velocities: np.ndarray, duration_fs: float,
                   dt_fs: float, *, energy_threshold_eV: float = ENERGY_THRESHOLD_EV,
@@ -247,6 +266,25 @@ def _best_members(outs: list[dict[str, np.ndarray]], velocities0: np.ndarray,
         reference = reference_energy_eV(energy[:, :, 0], velocities0, masses)
     errors = total_energy_error_eV(energy, vel, masses, reference)
     return np.argmin(errors, axis=0)
+
+
+def _member_mean(stacked: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The mean over the members (axis 0) of each output, per initial condition over the
+    members whose whole prediction is finite (NaN where none is), and the positions'
+    spread: RMS over members and atoms of the distance from the mean, (B, K) Å."""
+    finite = np.ones(stacked["positions_t"].shape[:2], dtype=bool)          # (M, B)
+    for value in stacked.values():
+        finite &= np.isfinite(value.reshape(value.shape[0], value.shape[1], -1)).all(axis=-1)
+    count = finite.sum(axis=0)
+    weight = np.where(count > 0, finite / np.maximum(count, 1), np.nan)     # (M, B)
+    mean = {}
+    for name, value in stacked.items():
+        w = weight.reshape(weight.shape + (1,) * (value.ndim - 2))
+        mean[name] = np.sum(np.where(w > 0, value, 0.0) * w, axis=0)
+    distance2 = np.sum((stacked["positions_t"] - mean["positions_t"]) ** 2, axis=-1)
+    spread = np.sqrt(np.sum(np.where(finite[..., None, None], distance2, 0.0), axis=(0, -1))
+                     / (np.maximum(count, 1)[:, None] * distance2.shape[-1]))
+    return mean, spread
 
 
 def _check_finite(picked: dict[str, np.ndarray], times: np.ndarray) -> None:

@@ -42,7 +42,8 @@ def prediction_trajectories(positions: np.ndarray, velocities: np.ndarray,
     """One trajectory per initial condition from predicted frames at increasing times.
 
     positions, velocities: (B, K, N, 3) Å, Å/fs; potential_energy: (B, K) eV or None;
-    times_fs: (K,) strictly increasing, fs; member: (B,) ensemble member used (in ``info``).
+    times_fs: (K,) strictly increasing, fs; member: (B,) ensemble member used, -1 for the
+    members' mean (in ``info``).
     """
     masses = np.asarray(description.masses_amu, dtype=np.float64)
     return [Trajectory(time_fs=times_fs, positions=positions[b], velocities=velocities[b],

@@ -21,6 +21,7 @@ def models(tmp_path_factory):
         "worse": write_model(folder / "worse.onnx", energy_error_eV=0.02),
         "better": write_model(folder / "better.onnx", energy_error_eV=-0.005),
         "other_tc": write_model(folder / "other_tc.onnx", tc_fs=5.0),
+        "nan": write_model(folder / "nan.onnx", nan_after_fs=5.0),
     }
 
 
@@ -73,8 +74,9 @@ def test_batch_equals_single_runs(models):
 def test_ensemble_predict_picks_the_member_with_the_smallest_energy_error(models):
     pos, vel = _state(count=2)
     model = load_model([models["worse"], models["better"]], device="cpu")
-    result = model.predict(pos, vel, TIMES_FS)
+    result = model.predict(pos, vel, TIMES_FS, ensemble="select")
     np.testing.assert_array_equal(result.member, [1, 1])
+    assert result.spread_A is None
     # better.onnx: total energy drifts by -0.005 eV * t / tc.
     single = load_model(models["better"], device="cpu").predict(pos, vel, TIMES_FS)
     np.testing.assert_array_equal(result.potential_energy, single.potential_energy)
@@ -126,3 +128,35 @@ def test_folders_in_a_list_are_expanded(models, tmp_path):
     assert files[0] == models["free"] and len(files) == 1 + len(models)
     with pytest.raises(ModelError, match="holds no .onnx files"):
         model_files([tmp_path])
+
+
+def test_ensemble_predict_defaults_to_the_members_mean_and_spread(models):
+    pos, vel = _state(count=2)
+    one = [load_model(models[n], device="cpu").predict(pos, vel, TIMES_FS)
+           for n in ("free", "defective")]
+    result = load_model([models["free"], models["defective"]], device="cpu").predict(
+        pos, vel, TIMES_FS)
+    np.testing.assert_array_equal(result.member, [-1, -1])
+    for name in ("positions", "velocities", "potential_energy"):
+        expected = (getattr(one[0], name) + getattr(one[1], name)) / 2
+        np.testing.assert_allclose(getattr(result, name), expected, rtol=0, atol=1e-12)
+    # two members: each is half their distance from the mean
+    half = np.linalg.norm(one[0].positions - one[1].positions, axis=-1) / 2
+    np.testing.assert_allclose(result.spread_A, np.sqrt(np.mean(half ** 2, axis=-1)), atol=1e-12)
+    assert result.spread_A[:, 0] == pytest.approx(0.0, abs=1e-6) and result.spread_A[0, -1] > 0.01
+
+
+def test_ensemble_mean_leaves_out_a_member_that_fails(models):
+    pos, vel = _state()
+    free = load_model(models["free"], device="cpu").predict(pos, vel, TIMES_FS)
+    result = load_model([models["nan"], models["free"]], device="cpu").predict(pos, vel, TIMES_FS)
+    np.testing.assert_allclose(result.positions, free.positions, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result.spread_A, 0.0, atol=1e-12)
+    with pytest.raises(ModelError, match="non-finite"):
+        load_model([models["nan"], models["nan"]], device="cpu").predict(pos, vel, TIMES_FS)
+
+
+def test_unknown_ensemble_mode_is_an_input_error(models):
+    pos, vel = _state()
+    with pytest.raises(InputError, match="ensemble must be one of mean, select"):
+        load_model(models["free"], device="cpu").predict(pos, vel, TIMES_FS, ensemble="median")

@@ -132,3 +132,18 @@ def test_propagate_reports_its_unrolling_settings(files, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "segments of 5 fs (the model's tc: 10 fs), energy restoration off" in result.stdout
     assert read_trajectory(tmp_path / "x_000.h5").info["segment_fs"] == 5.0
+
+
+@pytest.mark.parametrize("mode, member", [("mean", -1), ("select", 0)])
+def test_predict_of_an_ensemble(files, tmp_path, mode, member):
+    # free and err predict the same positions (err differs in energy only): no spread, and
+    # "select" takes free, the member with the smaller energy error
+    out = tmp_path / "pred.h5"
+    result = _run("predict", "--model", files["free"], "--model", files["err"], "--init",
+                  files["init"], "--times", "0:10:5", "--ensemble", mode, "--out", out)
+    assert result.exit_code == 0, result.stderr
+    assert ("members' spread up to 0.0000 A" in result.stdout) is (mode == "mean")
+    traj = read_trajectory(tmp_path / "pred_001.h5")
+    assert traj.info["member"] == member
+    np.testing.assert_allclose(traj.positions[2], ETHANOL_POSITIONS_A + VELOCITIES[1] * 10.0,
+                               atol=2e-6)
