@@ -167,12 +167,15 @@ def test_runtime_ensemble_predicts_like_torch(run_dir, exported, short_md):
     folder, _ = exported
     model = load_model(folder, device="cpu")
     traj = short_md[3]
-    out = model.predict(traj.positions[:4], traj.velocities[:4], [2.0, 8.0])
-    member = out.member
+    times = [2.0, 8.0]
+    select = model.predict(traj.positions[:4], traj.velocities[:4], times, ensemble="select")
+    mean = model.predict(traj.positions[:4], traj.velocities[:4], times)
+    torch_members = [load_member(run_dir, k)[0] for k in range(len(model.members))]
     for b in range(4):
-        torch_model, _, _ = load_member(run_dir, int(member[b]))
         with torch.no_grad():
-            ref, _ = torch_model(torch.tensor(traj.positions[b:b + 1], dtype=torch.float32),
-                                 torch.tensor(traj.velocities[b:b + 1], dtype=torch.float32),
-                                 torch.tensor([[2.0, 8.0]]))
-        np.testing.assert_allclose(out.positions[b], ref[0].numpy(), rtol=0, atol=2e-5)
+            refs = [m(torch.tensor(traj.positions[b:b + 1], dtype=torch.float32),
+                      torch.tensor(traj.velocities[b:b + 1], dtype=torch.float32),
+                      torch.tensor([times]))[0][0].numpy() for m in torch_members]
+        np.testing.assert_allclose(select.positions[b], refs[int(select.member[b])], rtol=0,
+                                   atol=2e-5)
+        np.testing.assert_allclose(mean.positions[b], np.mean(refs, axis=0), rtol=0, atol=2e-5)
