@@ -114,11 +114,12 @@ def _unroll_options(command):
     options = [
         click.option("--restore-energy/--no-restore-energy", default=None,
                      help="Start every segment with the trajectory's initial total energy "
-                          "(model potential + kinetic) by scaling the vibrational velocities. "
-                          " [default: on for models with energy]"),
+                          "(model potential + kinetic) by scaling the stretch-and-bend "
+                          "velocities.  [default: on for models with energy]"),
         click.option("--segment-fs", type=float, default=None,
                      help="Length of the unrolled segments, fs, at most the model's tc "
-                          "(shorter: more accurate, more network calls).  [default: tc]"),
+                          "(shorter: more accurate, more network calls).  [default: the "
+                          "model's unroll_segment_fs, else tc]"),
     ]
     for option in reversed(options):
         command = option(command)

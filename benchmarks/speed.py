@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="take the MD baselines from this earlier JSON (e.g. with --skip-md)")
     p.add_argument("--dt-fs", type=float, default=0.5)
     p.add_argument("--segment-fs", type=float, default=None,
-                   help="unrolling segment length, fs (default: the model's, 5 fs shipped)")
+                   help="unrolling segment length, fs (default: the model's, 7.5 fs shipped)")
     p.add_argument("--duration-fs", type=float, default=1000.0)
     p.add_argument("--md-duration-fs", type=float, default=1000.0)
     p.add_argument("--batches", default="1,16,256,1024")

@@ -22,7 +22,7 @@ from gicnet_runtime.errors import InputError, ModelError
 from gicnet_runtime.icdef import ICDefinition, check_geometry
 from gicnet_runtime.resume import PropagateCheckpoint, fingerprint
 from gicnet_runtime.session import MAX_CHUNK_BYTES, Session
-from gicnet_runtime.timegrid import TIME_RTOL, frame_times_fs, segment_of, unroll_segment_fs
+from gicnet_runtime.timegrid import TIME_RTOL, frame_times_fs, segment_of
 from gicnet_runtime.trajectory import Trajectory
 
 #: How an ensemble answers :meth:`Model.predict`.
@@ -149,8 +149,8 @@ class Model:
             :func:`gicnet_runtime.propagate.propagate` for what ``info`` records.
         """
         pos, vel, _ = self._state(positions, velocities)
-        restore = self.description.has_energy if restore_energy is None else bool(restore_energy)
-        segment = self._segment_fs(segment_fs)
+        restore, segment = _propagate.unroll_settings(self.description, restore_energy,
+                                                      segment_fs)
         state = None
         if checkpoint is not None:
             state = checkpoint.start(fingerprint(self.paths, pos, vel, duration_fs, dt_fs,
@@ -165,12 +165,8 @@ class Model:
         """Segments needed for ``duration_fs`` with frames every ``dt_fs`` (segments of
         ``segment_fs``; None: the model's ``default_segment_fs``)."""
         frames = frame_times_fs(duration_fs, dt_fs)
-        return int(segment_of(frames, self._segment_fs(segment_fs))[-1]) + 1
-
-    def _segment_fs(self, segment_fs: float | None) -> float:
-        desc = self.description
-        return unroll_segment_fs(desc.tc_fs, desc.default_segment_fs if segment_fs is None
-                                 else segment_fs)
+        _, segment = _propagate.unroll_settings(self.description, False, segment_fs)
+        return int(segment_of(frames, segment)[-1]) + 1
 
     def _state(self, positions, velocities) -> tuple[np.ndarray, np.ndarray, bool]:
         """Validated (B, N, 3) float64 positions and velocities, and whether B was given."""

@@ -32,6 +32,7 @@ import numpy as np
 
 from gicnet_runtime import energy_restore, internal
 from gicnet_runtime import momentum as mom
+from gicnet_runtime.description import ModelDescription
 from gicnet_runtime.ensemble import (
     ENERGY_THRESHOLD_EV,
     Ranking,
@@ -95,8 +96,7 @@ def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np
         raise InputError(f"dt_fs {dt_fs} is longer than duration_fs {duration_fs}: no frames")
     if not energy_threshold_eV > 0:
         raise InputError(f"energy threshold must be positive, got {energy_threshold_eV} eV")
-    segment_fs = unroll_segment_fs(desc.tc_fs, desc.default_segment_fs if segment_fs is None
-                                   else segment_fs)
+    restore_energy, segment_fs = unroll_settings(desc, restore_energy, segment_fs)
     frame_segment = segment_of(frames, segment_fs)
     per_segment = [frames[frame_segment == s] for s in range(int(frame_segment[-1]) + 1)]
     unrolls = [Unroll(p, v, mom.linear_momentum(v, masses), mom.angular_momentum(p, v, masses),
@@ -111,10 +111,6 @@ def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np
     reference = (reference_energy_eV(potential0, velocities, masses)
                  if potential0 is not None else None)
     limits = _extent_A(positions, masses) + EXPLOSION_MARGIN_A
-    if restore_energy is None:
-        restore_energy = reference is not None
-    elif restore_energy and reference is None:
-        raise InputError("energy restoration needs a model with an energy output")
     step = _Step(sessions, masses, segment_fs, per_segment,
                  ICDefinition(desc.ic_rows) if restore_energy else None)
     while active := [i for i, u in enumerate(unrolls)
@@ -133,6 +129,20 @@ def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np
             "energy_threshold_eV": float(energy_threshold_eV),
             "restore_energy": bool(restore_energy)}
     return [_trajectory(u, i, desc, masses, potential0, info) for i, u in enumerate(unrolls)]
+
+
+def unroll_settings(desc: ModelDescription, restore_energy: bool | None,
+                    segment_fs: float | None) -> tuple[bool, float]:
+    """The energy restoration and segment length (fs) a run of :func:`propagate` uses:
+    the requested ones, checked, or the model's defaults for None (restoration when the
+    model has energy; its ``default_segment_fs``)."""
+    if restore_energy is None:
+        restore_energy = desc.has_energy
+    elif restore_energy and not desc.has_energy:
+        raise InputError("energy restoration needs a model with an energy output")
+    segment = unroll_segment_fs(desc.tc_fs, desc.default_segment_fs if segment_fs is None
+                                else segment_fs)
+    return bool(restore_energy), segment
 
 
 def _initial_potential(sessions: Sequence[Session], positions: np.ndarray,
