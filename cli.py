@@ -284,14 +284,21 @@ def simulate(molecule, engine, temperature_K, dt_fs, duration_fs, equilibration_
 @click.option("--checkpoint-every-s", type=click.FloatRange(min=0), default=60.0,
               show_default=True, help="Seconds between mid-epoch checkpoints (last.pt).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--hidden", type=str, default="1024,512,256,128,64", show_default=True,
+@click.option("--hidden", type=str, default="512,256,128", show_default=True,
               help="Hidden layer widths of the MLP.")
+@click.option("--head", type=click.Choice(["basis", "time"]), default="basis", show_default=True,
+              help="Time dependence: 'basis' (one network pass per start, a Chebyshev basis in "
+                   "t) or 'time' (the paper's: t is a network input).")
+@click.option("--n-basis", type=click.IntRange(min=1, max=256), default=16, show_default=True,
+              help="Basis functions of the basis head.")
+@click.option("--patience", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Stop after this many epochs without a better validation loss (0 = off).")
 @click.option("--batch-size", type=int, default=256, show_default=True,
               help="Initial conditions per step.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate.")
 @click.option("--stride", type=int, default=2, show_default=True,
               help="Every STRIDE-th frame is an initial condition.")
-@click.option("--times-per-pair", type=int, default=4, show_default=True,
+@click.option("--times-per-pair", type=int, default=0, show_default=True,
               help="Target times drawn per initial condition and step (0 = all).")
 @click.option("--energy-epochs", type=int, default=30, show_default=True,
               help="Epochs of the auxiliary energy model.")
@@ -310,9 +317,10 @@ def simulate(molecule, engine, temperature_K, dt_fs, duration_fs, equilibration_
 @click.option("--members", "only_members", type=str, default=None,
               help="Train only these member indices (comma-separated; empty string: only the "
                    "energy model), e.g. to train members in parallel processes with --resume.")
-def train(data, out_dir, tc_fs, epochs, n_members, device, resume, seed, hidden, batch_size, lr,
-          stride, times_per_pair, energy_epochs, energy_weight, gate_width_fs, ic_file,
-          frame_spacing_fs, threads, time_budget_s, only_members, checkpoint_every_s):
+def train(data, out_dir, tc_fs, epochs, n_members, device, resume, seed, hidden, head, n_basis,
+          patience, batch_size, lr, stride, times_per_pair, energy_epochs, energy_weight,
+          gate_width_fs, ic_file, frame_spacing_fs, threads, time_budget_s, only_members,
+          checkpoint_every_s):
     """Train a GICnet ensemble on trajectory files DATA (H5MD, extxyz, .traj, MLatom npz)."""
     import dataclasses
     import time
@@ -339,12 +347,13 @@ def train(data, out_dir, tc_fs, epochs, n_members, device, resume, seed, hidden,
     if threads:
         torch.set_num_threads(threads)
     cfg = TrainConfig(
-        model=ModelConfig(hidden=widths, tc_fs=tc_fs, gate_width_fs=gate_width_fs),
+        model=ModelConfig(hidden=widths, tc_fs=tc_fs, gate_width_fs=gate_width_fs, head=head,
+                          n_basis=n_basis),
         weights=dataclasses.replace(LossWeights(), energy=energy_weight),
         energy=dataclasses.replace(EnergyTrainConfig(), epochs=energy_epochs),
         epochs=epochs, batch_size=batch_size, lr=lr, stride=stride,
-        times_per_pair=times_per_pair, seed=seed, checkpoint_every_s=checkpoint_every_s,
-        time_budget_s=time_budget_s)
+        times_per_pair=times_per_pair, patience=patience, seed=seed,
+        checkpoint_every_s=checkpoint_every_s, time_budget_s=time_budget_s)
     icdef = ICDefinition.read(ic_file) if ic_file else None
     members = None
     if only_members is not None:
@@ -365,6 +374,21 @@ def train(data, out_dir, tc_fs, epochs, n_members, device, resume, seed, hidden,
                    f"RMSD@tc {v['cartesian_rmsd_at_tc_A']:.4f} A (validation)")
     click.echo(f"{len(summary['members'])} of {n_members} member(s) trained; this call took "
                f"{time.monotonic() - start:.0f} s -> {out_dir}")
+    _echo_verdict(summary["verdict"])
+
+
+def _echo_verdict(verdict: dict) -> None:
+    """The end-of-training verdict: baseline ratios, energy model, loud warnings (stderr)."""
+    for member in verdict["members"]:
+        ratios = ", ".join(f"{t} {r:.1f}x" for t, r in member["baseline_over_model"].items())
+        click.echo(f"verdict: member seed {member['seed']} beats the frozen baseline by {ratios}")
+    energy = verdict["energy"]
+    click.echo(f"verdict: energy model validation RMSE {energy['val_rmse_eV']:.4f} eV, "
+               f"{energy['rmse_over_spread']:.2f}x the energies' spread")
+    for warning in verdict["warnings"]:
+        click.secho(f"WARNING: {warning}", err=True, fg="red", bold=True)
+    if verdict["ok"]:
+        click.echo("verdict: OK (clearly better than the baselines, no over-fitting)")
 
 
 @main.command()

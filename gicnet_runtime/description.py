@@ -24,6 +24,8 @@ UNITS = {
     "masses": "amu",
     "angles": "rad",
 }
+#: Time dependences of the network's correction (gicnet_train.model).
+HEADS = ("basis", "time")
 #: Index of the three fixed dummy reference points in IC rows (0-based rows).
 DUMMY_INDICES = (-1, -2, -3)
 
@@ -44,6 +46,10 @@ class ModelDescription:
         gate_width_fs: a in the gate f(t) = 1 - exp(-(t/a)^2), fs.
         has_energy: whether the graph outputs ``energy_t`` (potential energy, eV).
         frame: how the dummy points are attached to the molecule (see gicnet_train.geometry).
+        head: how the network's correction depends on time: "basis" (one network pass per
+            initial condition, a Chebyshev basis of ``n_basis`` functions of t) or "time"
+            (the paper's: t is a network input); files without the key are "time".
+        n_basis: number of basis functions of a "basis" head; None for "time".
         provenance: training data, engine, temperature, seeds, software versions.
         validation: validation errors measured at export (per-term RMSE, units in keys).
         format_version: ONNX contract version.
@@ -58,6 +64,8 @@ class ModelDescription:
     has_energy: bool
     frame: str = "initial-body-frame"
     unroll_segment_fs: float | None = None
+    head: str = "time"
+    n_basis: int | None = None
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
     validation: dict[str, Any] = dataclasses.field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -115,6 +123,10 @@ class ModelDescription:
             raise ValueError("dummy_points_A must hold three points")
         if not self.tc_fs > 0 or not self.gate_width_fs > 0:
             raise ValueError("tc_fs and gate_width_fs must be positive")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
+        if self.head == "basis" and not (isinstance(self.n_basis, int) and self.n_basis >= 1):
+            raise ValueError(f"a basis head needs n_basis >= 1, got {self.n_basis!r}")
         segment = self.unroll_segment_fs
         if segment is not None and not 0 < float(segment) <= float(self.tc_fs):
             raise ValueError(f"unroll_segment_fs must lie in (0, tc_fs], got {segment}")

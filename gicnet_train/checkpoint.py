@@ -35,11 +35,19 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def write_json(obj: Any, path: Path) -> None:
-    """Write JSON atomically."""
+    """Write JSON atomically, through a temporary file of a unique name (parallel member
+    processes of one run write the same summary.json)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(obj, indent=1))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def read_json(path: Path) -> Any:

@@ -49,9 +49,13 @@ class TrainConfig:
     """Everything that determines a training run (besides the data).
 
     ``times_per_pair``: each training step uses this many of an initial condition's K
-    target times, drawn at random (0 = all).  Target times 0.5 fs apart carry strongly
-    correlated errors, so 4 of 20 give nearly the same gradient at a fifth of the cost;
-    validation always uses every time.
+    target times, drawn at random (0 = all, the default).  The basis head runs its network
+    once per initial condition, so every target time costs little; the paper's time head
+    runs it once per time, and there 4 of 20 strongly correlated times give nearly the same
+    gradient at a fifth of the cost.  Validation always uses every time.
+
+    ``patience`` (0 = off): stop when the validation loss has not improved for this many
+    epochs (early stopping); the best checkpoint is what the run keeps either way.
 
     ``time_budget_s`` (0 = off): after the first epoch, the number of epochs is cut to
     what fits the budget at the measured speed (at most ``epochs``); the learning-rate
@@ -68,7 +72,8 @@ class TrainConfig:
     warmup_steps: int = 200
     weight_decay: float = 1e-5
     stride: int = 2
-    times_per_pair: int = 4
+    times_per_pair: int = 0
+    patience: int = 5
     val_fraction: float = 0.1
     time_weighting: str = "uniform"
     seed: int = 0

@@ -10,6 +10,7 @@ outputs ``positions_t``, ``velocities_t`` (B, K, N, 3) and ``energy_t`` (B, K) e
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import tempfile
 import warnings
@@ -67,7 +68,8 @@ def describe(model: GICnet, run: dict, final: dict, member: int,
     return ModelDescription(
         atomic_numbers=tuple(run["atomic_numbers"]), masses_amu=tuple(run["masses_amu"]),
         ic_rows=model.icdef.rows, dummy_points_A=DUMMY_POINTS_A, tc_fs=model.config.tc_fs,
-        gate_width_fs=model.config.gate_width_fs, has_energy=True,
+        gate_width_fs=model.config.gate_width_fs, has_energy=True, head=model.config.head,
+        n_basis=model.config.n_basis if model.config.head == "basis" else None,
         unroll_segment_fs=unroll_segment_fs, provenance=provenance,
         validation=validation)
 
@@ -81,9 +83,8 @@ def export_member(run_dir: str | Path, out_path: str | Path, member: int = 0,
     run_dir, out_path = Path(run_dir), Path(out_path)
     if not (run_dir / f"member_{member}" / "best.pt").exists():
         raise InputError(f"{run_dir} has no trained member {member} (member_{member}/best.pt)")
+    final = _finite_final(run_dir, member)
     model, energy, run = load_member(run_dir, member)
-    final_path = run_dir / f"member_{member}" / "final.json"
-    final = ckpt.read_json(final_path) if final_path.exists() else {}
     if unroll_segment_fs is not None:
         unroll_segment_fs = timegrid.unroll_segment_fs(model.config.tc_fs, unroll_segment_fs)
     desc = describe(model, run, final, member, unroll_segment_fs)
@@ -109,6 +110,20 @@ def export_member(run_dir: str | Path, out_path: str | Path, member: int = 0,
         if os.path.exists(tmp):
             os.unlink(tmp)
     return desc
+
+
+def _finite_final(run_dir: Path, member: int) -> dict:
+    """Member ``member``'s final.json; InputError unless its validation errors are finite."""
+    final_path = run_dir / f"member_{member}" / "final.json"
+    if not final_path.exists():
+        raise InputError(f"member {member} of {run_dir} has no validation result "
+                         "(member_K/final.json): its training did not finish; resume it")
+    final = ckpt.read_json(final_path)
+    errors = [final.get("validation", {}).get(f"{t}_rmse") for t in ("bond", "angle", "dihedral")]
+    if not all(isinstance(e, (int, float)) and math.isfinite(e) for e in errors):
+        raise InputError(f"member {member} of {run_dir} has no finite validation result "
+                         f"(bond/angle/dihedral RMSE {errors}): not exported")
+    return final
 
 
 def _example_inputs(run: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

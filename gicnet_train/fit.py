@@ -28,6 +28,7 @@ from gicnet_train.metrics import linear_baseline, predict_pairs, segment_errors
 from gicnet_train.model import GICnet, ModelConfig
 from gicnet_train.pairs import build_pairs, split_by_trajectory
 from gicnet_train.train import train_member
+from gicnet_train.verdict import verdict
 
 #: Seeds of ensemble members are cfg.seed + MEMBER_SEED_STEP * k.
 MEMBER_SEED_STEP = 1000
@@ -90,6 +91,7 @@ def fit(trajectories: list[Trajectory], out: Path, cfg: TrainConfig, n_members: 
                "members": [ckpt.read_json(out / f"member_{k}" / "final.json")
                            for k in range(n_members)
                            if (out / f"member_{k}" / "final.json").exists()]}
+    summary["verdict"] = verdict(summary)
     ckpt.write_json(summary, out / "summary.json")
     return summary
 
@@ -131,10 +133,11 @@ def _train_one(k: int, masses, icdef: ICDefinition, on_device: tuple, val, cfg: 
     model = GICnet(icdef, masses, cfg.model).to(dev)
     model.set_scaling(train_d.q0, train_d.q0_dot, train_d.q[:, -1])
     member_dir = out / f"member_{k}"
-    train_member(model, train_d, val_d, dataclasses.replace(cfg, seed=seed), member_dir, energy,
-                 resume, progress)
+    result = train_member(model, train_d, val_d, dataclasses.replace(cfg, seed=seed), member_dir,
+                          energy, resume, progress)
     final = member_report(model.cpu(), val, icdef)
     final["seed"] = seed
+    final["training"] = {k: v for k, v in result.items() if k != "history"}
     ckpt.write_json(final, member_dir / "final.json")
 
 

@@ -1,11 +1,21 @@
 """The GICnet model: initial internal coordinates and rates plus t -> coordinates at t.
 
-    M(t) = NN(q0, q0_dot, t) * s * f(t) + M0 + (1 - f(t)) * v0 * t,  f(t) = 1 - exp(-(t/a)^2)
+    M(t) = D(t) * s * f(t) + M0 + (1 - f(t)) * v0 * t,  f(t) = 1 - exp(-(t/a)^2)
 
-with M0 = q0 and v0 = q0_dot, so M(0) = q0 and dM/dt(0) = q0_dot exactly.  The
-velocities are dM/dt, computed by the MLP's hand-written tangent.  ``s`` is a
-per-coordinate output scale from the data.  Dihedral outputs are continuous
-(unwrapped relative to the initial value).
+with M0 = q0 and v0 = q0_dot, so M(0) = q0 and dM/dt(0) = q0_dot exactly, and the
+velocities are the exact dM/dt.  ``s`` is a per-coordinate output scale from the data.
+Two heads give the correction D(t):
+
+* ``"basis"`` (default): D(t) = sum_k c_k phi_k(t), where the MLP maps the initial
+  state once to coefficients c (3N x K) and phi_k are Chebyshev polynomials T_k of
+  x = 2 t / tc - 1.  One network pass per initial condition serves every requested
+  time; dD/dt is the analytic derivative of the basis.  Chebyshev polynomials are
+  bounded by 1 on [0, tc] and well conditioned under uniform sampling (unlike
+  monomials), and converge spectrally for the smooth motion within a segment.
+* ``"time"`` (the paper's): D(t) = NN(q0, q0_dot, t / tc), one network pass per time;
+  dD/dt comes from the MLP's hand-written forward-mode tangent.
+
+Dihedral outputs are continuous (unwrapped relative to the initial value).
 """
 
 from __future__ import annotations
@@ -22,23 +32,54 @@ from gicnet_train.mlp import MLP
 
 #: Floor for the standard deviations used in input/output scaling (Å, rad, Å/fs, rad/fs).
 STD_FLOOR = 1e-3
+#: Heads: how the correction depends on time (module docstring).
+HEADS = ("basis", "time")
+#: Default hidden widths and number of basis functions (measured: docs/heads.md).
+DEFAULT_HIDDEN = (512, 256, 128)
+DEFAULT_N_BASIS = 16
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Architecture and segment settings of one GICnet model."""
 
-    hidden: tuple[int, ...] = (1024, 512, 256, 128, 64)
+    hidden: tuple[int, ...] = DEFAULT_HIDDEN
     tc_fs: float = 10.0
     gate_width_fs: float = 2.5
+    head: str = "basis"
+    n_basis: int = DEFAULT_N_BASIS
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r} (use {' or '.join(HEADS)})")
+        if self.head == "basis" and self.n_basis < 1:
+            raise ValueError(f"n_basis must be >= 1, got {self.n_basis}")
+        if not self.hidden or any(w < 1 for w in self.hidden):
+            raise ValueError(f"hidden widths must be positive, got {self.hidden}")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
+        """From a dict; runs written before heads existed used the time head."""
         return cls(hidden=tuple(d["hidden"]), tc_fs=float(d["tc_fs"]),
-                   gate_width_fs=float(d["gate_width_fs"]))
+                   gate_width_fs=float(d["gate_width_fs"]), head=d.get("head", "time"),
+                   n_basis=int(d.get("n_basis", DEFAULT_N_BASIS)))
+
+
+def chebyshev(x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """T_0..T_{n-1} at x and their derivatives dT_k/dx, each (..., n).
+
+    Recurrences T_{k+1} = 2x T_k - T_{k-1} and T'_{k+1} = 2 T_k + 2x T'_k - T'_{k-1};
+    a static Python loop over k, so the graph exports to plain ONNX nodes.
+    """
+    one = torch.ones_like(x)
+    values, slopes = [one, x], [torch.zeros_like(x), one]
+    for _ in range(2, n):
+        values.append(2.0 * x * values[-1] - values[-2])
+        slopes.append(2.0 * values[-2] + 2.0 * x * slopes[-1] - slopes[-2])
+    return torch.stack(values[:n], dim=-1), torch.stack(slopes[:n], dim=-1)
 
 
 def gate(t: torch.Tensor, width_fs: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,7 +101,14 @@ class GICnet(nn.Module):
         for name in ("q_mean", "q_std", "rate_std", "out_scale"):
             self.register_buffer(name, torch.ones(n, 3))
         self.n_features = 2 * n + 2 * n + 3 * n  # r, theta; sin/cos phi; rates
-        self.net = MLP(self.n_features + 1, config.hidden, 3 * n)
+        if config.head == "basis":
+            self.net = MLP(self.n_features, config.hidden, 3 * n * config.n_basis)
+            # Start as the frozen baseline M0 + v0 t: random coefficients of T_k with
+            # k up to ~16 would start with rate errors ~k^2 times the output scale.
+            nn.init.zeros_(self.net.layers[-1].weight)
+            nn.init.zeros_(self.net.layers[-1].bias)
+        else:
+            self.net = MLP(self.n_features + 1, config.hidden, 3 * n)
 
     def set_scaling(self, q0: torch.Tensor, q0_dot: torch.Tensor, q_tc: torch.Tensor) -> None:
         """Input/output scaling from data: q0, q0_dot (M, N, 3) and q at tc (M, N, 3)."""
@@ -77,16 +125,35 @@ class GICnet(nn.Module):
         return torch.cat([z[..., :2].flatten(-2), torch.sin(phi), torch.cos(phi),
                           (q0_dot / self.rate_std).flatten(-2)], dim=-1)
 
-    def internal(self, q0: torch.Tensor, q0_dot: torch.Tensor, times: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """q0, q0_dot (B, N, 3), times (B, K) fs -> q(t), q_dot(t) (B, K, N, 3)."""
-        n = self.icdef.n_atoms
+    def correction(self, q0: torch.Tensor, q0_dot: torch.Tensor, times: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's D(t) and dD/dt, unscaled: (B, K, 3N) for times (B, K) fs."""
+        if self.config.head == "basis":
+            return self._basis_correction(q0, q0_dot, times)
+        return self._time_correction(q0, q0_dot, times)
+
+    def _basis_correction(self, q0, q0_dot, times):
+        """One MLP pass per row: coefficients (B, n_basis, 3N), then the basis at each time."""
+        n_basis, tc = self.config.n_basis, self.config.tc_fs
+        coef = self.net(self.features(q0, q0_dot))  # (B, 3N * n_basis)
+        coef = coef.reshape(-1, 3 * self.icdef.n_atoms, n_basis).transpose(-1, -2)
+        phi, dphi_dx = chebyshev(2.0 * times / tc - 1.0, n_basis)  # (B, K, n_basis)
+        return torch.matmul(phi, coef), torch.matmul(dphi_dx * (2.0 / tc), coef)
+
+    def _time_correction(self, q0, q0_dot, times):
+        """The paper's head: the MLP (and its tangent) at every time."""
         first = self.net.layers[0]
         w_x, w_t = first.weight[:, :-1], first.weight[:, -1]
         tc = self.config.tc_fs
         pre = (torch.matmul(self.features(q0, q0_dot), w_x.t()) + first.bias).unsqueeze(1)
         pre = pre + (times / tc).unsqueeze(-1) * w_t
-        out, d_out = self.net.forward_with_tangent(pre, w_t / tc)
+        return self.net.forward_with_tangent(pre, w_t / tc)
+
+    def internal(self, q0: torch.Tensor, q0_dot: torch.Tensor, times: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """q0, q0_dot (B, N, 3), times (B, K) fs -> q(t), q_dot(t) (B, K, N, 3)."""
+        n = self.icdef.n_atoms
+        out, d_out = self.correction(q0, q0_dot, times)
         scale = self.out_scale.reshape(3 * n)
         delta, d_delta = out * scale, d_out * scale
         f, df = gate(times, self.config.gate_width_fs)

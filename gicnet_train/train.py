@@ -86,10 +86,11 @@ def validate(model: GICnet, pairs: Pairs, cfg: TrainConfig, energy: EnergyModel 
 def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out: Path,
                  energy: EnergyModel | None = None, resume: bool = False,
                  progress: bool = True) -> dict[str, object]:
-    """Train one model into ``out`` (last.pt, best.pt, history.json); returns final.json."""
+    """Train one model into ``out`` (last.pt, best.pt, history.json); returns the best and
+        last validation losses, the best epoch, the epochs run and the history."""
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    state = {"epoch": 0, "batch": 0, "step": 0, "best_loss": math.inf, "history": [],
-             "epochs": cfg.epochs}
+    state = {"epoch": 0, "batch": 0, "step": 0, "best_loss": math.inf, "best_epoch": 0,
+             "history": [], "epochs": cfg.epochs, "stopped_early": False}
     if resume and (out / "last.pt").exists():
         saved = ckpt.load(out / "last.pt")
         model.load_state_dict(saved["model"])
@@ -140,12 +141,14 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
         metrics = validate(model, val, cfg, energy)
         state["history"].append({"epoch": epoch + 1, **metrics})
         if metrics["loss"] < state["best_loss"]:
-            state["best_loss"] = metrics["loss"]
+            state["best_loss"], state["best_epoch"] = metrics["loss"], epoch + 1
             ckpt.save({"model": model.state_dict()}, out / "best.pt")
         state["epoch"], state["batch"] = epoch + 1, 0
         if epoch == 0 and cfg.time_budget_s > 0:
             per_epoch = first_epoch_s()
             state["epochs"] = max(1, min(cfg.epochs, int(cfg.time_budget_s // per_epoch)))
+        if cfg.patience > 0 and epoch + 1 - state["best_epoch"] >= cfg.patience:
+            state["epochs"], state["stopped_early"] = epoch + 1, True
         save_last()
         ckpt.write_json(state["history"], out / "history.json")
         if progress:
@@ -155,4 +158,6 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
                        f"dihedral {metrics['dihedral']:.5f} rad")
     best = ckpt.load(out / "best.pt")
     model.load_state_dict(best["model"])
-    return {"best_val_loss": state["best_loss"], "history": state["history"]}
+    return {"best_val_loss": state["best_loss"], "best_epoch": state.get("best_epoch"),
+            "epochs_run": state["epoch"], "stopped_early": state.get("stopped_early", False),
+            "last_val_loss": state["history"][-1]["loss"], "history": state["history"]}

@@ -59,6 +59,9 @@ def train_command(settings: dict, device: str, time_budget_s: float | None) -> l
             "--stride", str(t["stride"]), "--times-per-pair", str(t["times_per_pair"]),
             "--energy-epochs", str(t["energy_epochs"]), "--energy-weight", str(t["energy_weight"]),
             "--gate-width-fs", str(t["gate_width_fs"]), "--tc-fs", str(t["tc_fs"]),
+            "--head", t["head"], "--n-basis", str(t["n_basis"]),
+            "--hidden", ",".join(map(str, t["hidden"])), "--patience", str(t["patience"]),
+            "--threads", str(t["threads"]),
             "--seed", str(t["seed"]), "--time-budget-s", str(budget), "--device", device,
             "--resume"]
 

@@ -1,7 +1,9 @@
 """ONNX export: the graph is checked, self-describing, free of training nodes, and gives
 what the torch model gives (positions, velocities, energies) for any batch and time grid."""
 
+import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -65,6 +67,7 @@ def test_metadata_describes_the_model(exported, run_dir, short_md):
     np.testing.assert_allclose(desc.masses_amu, short_md[0].masses)
     assert [list(r) for r in desc.ic_rows] == run["ic_rows"]
     assert desc.tc_fs == 10.0 and desc.has_energy
+    assert desc.head == "basis" and desc.n_basis == QUICK.model.n_basis
     assert "gicnet.unroll_segment_fs" not in meta and desc.default_segment_fs == 10.0
     assert desc.provenance["member"] == 1 and desc.provenance["seed"] == QUICK.seed + 1000
     assert desc.provenance["data"]["engine"] == "gfn2"
@@ -77,6 +80,7 @@ def test_metadata_describes_the_model(exported, run_dir, short_md):
     (3, [0.0, 2.5, 10.0]),
     (7, [9.0, 0.5, 4.25, 0.0, 7.0]),  # unsorted
     (16, list(np.linspace(0.0, 10.0, 21))),
+    (32, list(np.linspace(0.0, 10.0, 200))),  # the basis head: 200 times, one network pass
 ])
 def test_onnxruntime_matches_torch(run_dir, exported, short_md, batch, times):
     model, energy, _ = load_member(run_dir, 0)
@@ -179,3 +183,39 @@ def test_runtime_ensemble_predicts_like_torch(run_dir, exported, short_md):
         np.testing.assert_allclose(select.positions[b], refs[int(select.member[b])], rtol=0,
                                    atol=2e-5)
         np.testing.assert_allclose(mean.positions[b], np.mean(refs, axis=0), rtol=0, atol=2e-5)
+
+
+def test_time_head_exports_and_matches_torch(short_md, tmp_path):
+    """The paper's head (kept for comparison) still exports and agrees with torch."""
+    cfg = dataclasses.replace(QUICK, model=dataclasses.replace(QUICK.model, head="time"))
+    fit(short_md, tmp_path / "run", cfg, n_members=1, device="cpu", progress=False)
+    (path, desc), = export_run(tmp_path / "run", tmp_path / "m.onnx")
+    assert desc.head == "time" and desc.n_basis is None
+    model, energy, _ = load_member(tmp_path / "run", 0)
+    traj = short_md[1]
+    pos = torch.tensor(traj.positions[[0, 300, 900]], dtype=torch.float32)
+    vel = torch.tensor(traj.velocities[[0, 300, 900]], dtype=torch.float32)
+    t = torch.tensor([[0.0, 2.5, 10.0]] * 3)
+    with torch.no_grad():
+        ref_pos, ref_vel = model(pos, vel, t)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        ["positions_t", "velocities_t"], {"positions": pos.numpy(), "velocities": vel.numpy(),
+                                          "times": t.numpy()})
+    torch.testing.assert_close(torch.from_numpy(got[0]), ref_pos, rtol=0, atol=2e-5)
+    torch.testing.assert_close(torch.from_numpy(got[1]), ref_vel, rtol=0, atol=2e-6)
+
+
+def test_export_refuses_a_member_without_a_finite_validation_result(run_dir, tmp_path):
+    from gicnet_runtime.errors import InputError
+
+    broken = tmp_path / "run"
+    shutil.copytree(run_dir, broken)
+    final = json.loads((broken / "member_0" / "final.json").read_text())
+    final["validation"]["bond_rmse"] = float("nan")
+    (broken / "member_0" / "final.json").write_text(json.dumps(final))
+    with pytest.raises(InputError, match="no finite validation result"):
+        export_member(broken, tmp_path / "m.onnx", member=0)
+    (broken / "member_1" / "final.json").unlink()
+    with pytest.raises(InputError, match="has no validation result"):
+        export_member(broken, tmp_path / "m.onnx", member=1)
+    assert not (tmp_path / "m.onnx").exists()

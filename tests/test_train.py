@@ -18,7 +18,7 @@ from gicnet_train.fit import fit, load_member, member_report
 from gicnet_train.icbuild import build_icdef
 from gicnet_train.loss import rmse_terms, time_weights, total_loss
 from gicnet_train.mlp import MLP, gelu, gelu_derivative
-from gicnet_train.model import GICnet, ModelConfig, gate
+from gicnet_train.model import GICnet, ModelConfig, chebyshev, gate
 from gicnet_train.pairs import build_pairs, split_by_trajectory
 from gicnet_train.train import learning_rate
 
@@ -36,10 +36,14 @@ def molecule(short_md):
     return first, build_icdef(first.positions[0], first.atomic_numbers, first.masses)
 
 
-def random_model(molecule, dtype=torch.float64, hidden=(32, 16)):
+HEADS = ("basis", "time")
+
+
+def random_model(molecule, dtype=torch.float64, hidden=(32, 16), head="basis", n_basis=8):
     traj, icdef = molecule
     torch.manual_seed(0)
-    model = GICnet(icdef, traj.masses, ModelConfig(hidden=hidden)).to(dtype)
+    config = ModelConfig(hidden=hidden, head=head, n_basis=n_basis)
+    model = GICnet(icdef, traj.masses, config).to(dtype)
     for p in model.parameters():  # larger weights: a non-trivial network output
         p.data.normal_(0.0, 0.5)
     return model
@@ -73,8 +77,9 @@ def test_mlp_tangent_matches_autograd():
     torch.testing.assert_close(tangent, reference, rtol=TANGENT_RTOL, atol=1e-12)
 
 
-def test_gate_gives_exact_initial_conditions(molecule):
-    model = random_model(molecule)
+@pytest.mark.parametrize("head", HEADS)
+def test_gate_gives_exact_initial_conditions(molecule, head):
+    model = random_model(molecule, head=head)
     q0, q0_dot = initial_state(molecule)
     q, q_dot = model.internal(q0, q0_dot, torch.zeros(q0.shape[0], 1, dtype=torch.float64))
     torch.testing.assert_close(q[:, 0], q0, rtol=0, atol=1e-15)
@@ -92,10 +97,12 @@ def test_gate_function_and_its_derivative():
     assert f[0] == 0 and df[0] == 0 and f[-1] > 1 - 1e-6
 
 
-def test_model_velocities_are_the_time_derivative_of_positions(molecule):
-    """q_dot from the hand-written tangent equals autograd's dq/dt (the velocities the
-    runtime reports are exact derivatives of the predicted coordinates)."""
-    model = random_model(molecule)
+@pytest.mark.parametrize("head", HEADS)
+def test_model_velocities_are_the_time_derivative_of_positions(molecule, head):
+    """q_dot (the basis derivative, or the time head's hand-written tangent) equals
+    autograd's dq/dt: the velocities the runtime reports are exact derivatives of the
+    predicted coordinates."""
+    model = random_model(molecule, head=head)
     q0, q0_dot = initial_state(molecule)
     times = torch.tensor([[0.3, 2.0, 7.5]] * q0.shape[0], dtype=torch.float64)
 
@@ -107,9 +114,10 @@ def test_model_velocities_are_the_time_derivative_of_positions(molecule):
     torch.testing.assert_close(q_dot, dq_dt, rtol=TANGENT_RTOL, atol=1e-12)
 
 
-def test_lab_frame_velocities_are_the_time_derivative_of_positions(molecule):
+@pytest.mark.parametrize("head", HEADS)
+def test_lab_frame_velocities_are_the_time_derivative_of_positions(molecule, head):
     traj, _ = molecule
-    model = random_model(molecule)
+    model = random_model(molecule, head=head)
     pos = torch.tensor(traj.positions[:2], dtype=torch.float64)
     vel = torch.tensor(traj.velocities[:2], dtype=torch.float64)
     times = torch.tensor([[1.0, 4.0], [2.5, 9.0]], dtype=torch.float64)
@@ -117,6 +125,49 @@ def test_lab_frame_velocities_are_the_time_derivative_of_positions(molecule):
                               (torch.ones_like(times),))
     _, v = model(pos, vel, times)
     torch.testing.assert_close(v, dx_dt, rtol=TANGENT_RTOL, atol=1e-12)
+
+
+def test_basis_velocities_match_central_finite_differences(molecule):
+    """An independent check of the basis head's analytic derivative: central differences
+    of the predicted coordinates (float64, h = 1e-5 fs: T_15 has large higher derivatives,
+    so the O(h^2) truncation needs a small step; rounding stays ~1e-10)."""
+    model = random_model(molecule, n_basis=16)
+    q0, q0_dot = initial_state(molecule)
+    t = torch.tensor([[0.05, 1.0, 3.3, 6.0, 9.99]] * q0.shape[0], dtype=torch.float64)
+    h = 1e-5
+    forward, _ = model.internal(q0, q0_dot, t + h)
+    backward, _ = model.internal(q0, q0_dot, t - h)
+    _, q_dot = model.internal(q0, q0_dot, t)
+    torch.testing.assert_close(q_dot, (forward - backward) / (2 * h), rtol=1e-6, atol=1e-7)
+
+
+def test_chebyshev_basis_matches_numpy():
+    x = torch.linspace(-1, 1, 41, dtype=torch.float64)
+    values, slopes = chebyshev(x, 12)
+    for k in range(12):
+        series = np.polynomial.chebyshev.Chebyshev.basis(k)
+        np.testing.assert_allclose(values[:, k].numpy(), series(x.numpy()), atol=1e-12)
+        np.testing.assert_allclose(slopes[:, k].numpy(), series.deriv()(x.numpy()), atol=1e-10)
+
+
+def test_basis_head_runs_the_network_once_per_initial_condition(molecule):
+    """200 times cost one MLP pass per row: the network sees (B, F), never (B, K, F)."""
+    model = random_model(molecule)
+    q0, q0_dot = initial_state(molecule)
+    shapes = []
+    hook = model.net.layers[0].register_forward_hook(lambda m, i, o: shapes.append(i[0].shape))
+    times = torch.linspace(0, 10, 200, dtype=torch.float64).expand(q0.shape[0], -1)
+    q, _ = model.internal(q0, q0_dot, times)
+    hook.remove()
+    assert shapes == [torch.Size([q0.shape[0], model.n_features])]
+    assert q.shape == (q0.shape[0], 200, *q0.shape[1:])
+
+
+def test_old_run_configs_load_as_the_time_head():
+    old = {"hidden": [8, 8], "tc_fs": 10.0, "gate_width_fs": 2.5}
+    assert ModelConfig.from_dict(old).head == "time"
+    with pytest.raises(ValueError, match="unknown head"):
+        ModelConfig(head="fourier")
 
 
 def test_loss_terms_are_rmse_per_coordinate_type():
@@ -216,3 +267,20 @@ def test_members_train_separately_and_share_the_energy_model(short_md, tmp_path)
                   resume=True, members=[1])
     assert [m["seed"] for m in summary["members"]] == [cfg.seed + 1000]
     assert (tmp_path / "energy" / "model.pt").read_bytes() == energy_bytes
+
+
+def test_early_stopping_ends_a_run_whose_validation_loss_stalls(short_md, tmp_path):
+    """With a zero learning rate the validation loss never improves after epoch 1, so
+    patience 2 stops the run after epoch 3 of 10; the verdict is in summary.json."""
+    cfg = dataclasses.replace(TINY, epochs=10, patience=2, lr=0.0, lr_min=0.0)
+    summary = fit(short_md, tmp_path, cfg, n_members=1, device="cpu", progress=False)
+    history = json.loads((tmp_path / "member_0" / "history.json").read_text())
+    assert len(history) == 3
+    training = summary["members"][0]["training"]
+    assert training["stopped_early"] and training["best_epoch"] == 1
+    assert training["epochs_run"] == 3
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    # An untrained (zero-initialised) basis head is the frozen baseline: flagged.
+    assert not saved["verdict"]["ok"]
+    assert any("not clearly better than the frozen baseline" in w
+               for w in saved["verdict"]["warnings"])
