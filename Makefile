@@ -1,7 +1,7 @@
 PYTHON ?= python
 WORKERS ?= 2
 
-.PHONY: data data-check model evaluate confirm-data evaluate-confirm docs-spectrum
+.PHONY: data data-check model evaluate confirm-data evaluate-confirm docs-spectrum own-molecule heads unroll-choice
 
 # Ethanol training + held-out trajectories (recipes/ethanol_data.json) into data/ethanol/.
 data: data-check
@@ -18,6 +18,11 @@ model:
 	$(PYTHON) recipes/ethanol_model.py train --device $(DEVICE) --parallel
 	$(PYTHON) recipes/ethanol_model.py export
 	$(PYTHON) recipes/ethanol_model.py report
+
+# The exported model's unrolling defaults (segment length, energy restoration), chosen on
+# the training run's validation trajectories (runs/unroll-choice/choice.json).
+unroll-choice:
+	$(PYTHON) recipes/ethanol_unroll.py
 
 # The shipped model's long-time measurement (README numbers): 10 held-out starts x 50 ps,
 # GFN2-xTB total energy every 50 fs, spectra; docs/eval/report.json and plots.
@@ -49,3 +54,13 @@ docs-spectrum:
 		--long-starts 10 --long-duration-fs 10000 --engine gfn2 --energy-every 100 \
 		--workers $(WORKERS)
 	mkdir -p docs && cp runs/docs-spectrum/spectrum.png docs/spectrum.png
+
+# A molecule other than ethanol with the CLI's defaults on a CPU (README's worked example):
+# GFN2-xTB data, gicnet train, export, 10 ps evaluation; into runs/own-CH3COOH.
+MOLECULE ?= CH3COOH
+own-molecule:
+	GICNET="$(PYTHON) cli.py" bash recipes/own_molecule.sh $(MOLECULE)
+
+# Time head vs basis head, K and width at one CPU budget (docs/heads.md); needs `make data`.
+heads:
+	$(PYTHON) -m benchmarks.heads --out benchmarks/results/heads.json --budget-s 300 --parallel 2

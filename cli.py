@@ -387,7 +387,7 @@ def _echo_verdict(verdict: dict) -> None:
                f"{energy['rmse_over_spread']:.2f}x the energies' spread")
     for warning in verdict["warnings"]:
         click.secho(f"WARNING: {warning}", err=True, fg="red", bold=True)
-    if verdict["ok"]:
+    if verdict["ok"] and verdict["members"]:
         click.echo("verdict: OK (clearly better than the baselines, no over-fitting)")
 
 

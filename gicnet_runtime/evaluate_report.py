@@ -179,6 +179,7 @@ def _spectra(stable: list[Trajectory], references, settings: ev.EvaluationSettin
             "reference_peaks_cm": [p.wavenumber_cm for p in ref_peaks],
             "major_band_matches": matches,
             "max_abs_shift_cm": max(shifts) if shifts else None,
+            "stretch_band_height_ratio": sp.band_height_ratios(predicted, reference),
             **sp.similarity(predicted, reference), "reference_halves_similarity": noise}
 
 

@@ -45,6 +45,11 @@ MAJOR_PEAK_FRACTION = 0.1
 VIBRATION_MIN_CM = 200.0
 
 
+#: Windows of the O-H and C-H stretch bands, cm-1 (where a molecule has them): their heights are
+#: what a network that damps its fastest vibrations gets wrong first.
+STRETCH_BANDS_CM = {"O-H stretch": (3300.0, 3900.0), "C-H stretch": (2750.0, 3250.0)}
+
+
 @dataclasses.dataclass(frozen=True)
 class Spectrum:
     """A power spectrum.
@@ -218,3 +223,22 @@ def write_csv(path: str | os.PathLike, spectrum: Spectrum, reference: Spectrum |
         np.savetxt(tmp, np.column_stack(columns), delimiter=",", header=header, comments="",
                    fmt="%.8g")
     return path
+
+
+def band_height_ratios(spectrum: Spectrum, reference: Spectrum,
+                       bands: dict[str, tuple[float, float]] = STRETCH_BANDS_CM
+                       ) -> dict[str, float]:
+    """Highest intensity of ``spectrum`` over that of ``reference`` inside each band window
+    (cm-1) where the reference has a major peak (>= MAJOR_PEAK_FRACTION of its highest
+    vibrational peak); 1 means the band has the reference's height."""
+    ref_peaks = find_peaks(reference)
+    top = max((p.height for p in ref_peaks), default=0.0)
+    out = {}
+    for name, (lo, hi) in bands.items():
+        if not any(lo <= p.wavenumber_cm <= hi and p.height >= MAJOR_PEAK_FRACTION * top
+                   for p in ref_peaks):
+            continue
+        ref_in = (reference.wavenumber_cm >= lo) & (reference.wavenumber_cm <= hi)
+        got_in = (spectrum.wavenumber_cm >= lo) & (spectrum.wavenumber_cm <= hi)
+        out[name] = float(spectrum.intensity[got_in].max() / reference.intensity[ref_in].max())
+    return out

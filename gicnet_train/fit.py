@@ -83,6 +83,7 @@ def fit(trajectories: list[Trajectory], out: Path, cfg: TrainConfig, n_members: 
     if todo:
         pairs = build_pairs(trajectories, icdef, cfg.model.tc_fs, cfg.stride)
         train, val = split_by_trajectory(pairs, train_ids)
+        del pairs  # the split holds copies; the whole set would double the memory
         on_device = (train.to(dev), val.to(dev))
         for k in todo:
             _train_one(k, trajectories[0].masses, icdef, on_device, val, cfg, out, energy, dev,

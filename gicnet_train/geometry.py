@@ -167,21 +167,52 @@ def _mul(a: Dual, b: Dual) -> Dual:
 def internal_to_cartesian(q: torch.Tensor, q_dot: torch.Tensor,
                           icdef: ICDefinition) -> tuple[torch.Tensor, torch.Tensor]:
     """Inverse of :func:`cartesian_to_internal`: positions (..., N, 3) Å and exact
-    velocities (..., N, 3) Å/fs, in atom order, in the dummy-point frame."""
+    velocities (..., N, 3) Å/fs, in atom order, in the dummy-point frame.
+
+    Atoms are placed level by level of the IC tree (:func:`placement_levels`): every atom
+    whose reference points are already placed goes in one vectorised step, so the exported
+    graph grows with the depth of the tree, not with the number of atoms.
+    """
     n = icdef.n_atoms
     if q.shape[-2:] != (n, 3) or q_dot.shape != q.shape:
         raise InputError(f"q and q_dot must have shape (..., {n}, 3), got {q.shape}, {q_dot.shape}")
     _check_dtypes(q, q_dot)
-    shape = q.shape[:-2] + (3,)
-    zeros = torch.zeros(shape, dtype=q.dtype, device=q.device)
-    points: dict[int, Dual] = {
-        -1 - k: Dual(p.expand(shape), zeros) for k, p in enumerate(_dummy_points(q).unbind(0))}
-    for k, (atom, r1, r2, r3) in enumerate(icdef.rows):
-        r, theta, phi = (Dual(q[..., k, j], q_dot[..., k, j]) for j in range(3))
-        points[atom] = place_atom(points[r1], points[r2], points[r3], r, theta, phi)
-    pos = torch.stack([points[i].v for i in range(n)], dim=-2)
-    vel = torch.stack([points[i].d for i in range(n)], dim=-2)
-    return pos, vel
+    batch = q.shape[:-2]
+    # Placed points in slot order: D0, D1, D2, then the atoms as their levels place them.
+    pts = _dummy_points(q).expand(batch + (3, 3))
+    vel = torch.zeros_like(pts)
+    slot = {-1: 0, -2: 1, -3: 2}
+    for rows in placement_levels(icdef):
+        take = [[slot[icdef.rows[k][j]] for k in rows] for j in (1, 2, 3)]
+        refs = [Dual(pts.index_select(-2, _index(i, q)), vel.index_select(-2, _index(i, q)))
+                for i in take]
+        here = _index(rows, q)
+        qk, qk_dot = q.index_select(-2, here), q_dot.index_select(-2, here)
+        r, theta, phi = (Dual(qk[..., j], qk_dot[..., j]) for j in range(3))
+        placed = place_atom(*refs, r, theta, phi)
+        for k in rows:
+            slot[icdef.rows[k][0]] = len(slot)
+        pts = torch.cat([pts, placed.v], dim=-2)
+        vel = torch.cat([vel, placed.d], dim=-2)
+    order = _index([slot[i] for i in range(n)], q)
+    return pts.index_select(-2, order), vel.index_select(-2, order)
+
+
+def placement_levels(icdef: ICDefinition) -> list[list[int]]:
+    """IC row indices grouped by depth in the reference tree: level 1 holds the rows whose
+    references are dummy points only, level L the rows whose deepest reference is in
+    level L - 1 (row order within a level)."""
+    depth = {-1: 0, -2: 0, -3: 0}
+    for atom, *refs in icdef.rows:  # rows only refer to earlier rows or dummies
+        depth[atom] = 1 + max(depth[r] for r in refs)
+    levels: dict[int, list[int]] = {}
+    for k, row in enumerate(icdef.rows):
+        levels.setdefault(depth[row[0]], []).append(k)
+    return [levels[d] for d in sorted(levels)]
+
+
+def _index(values: list[int], like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.int64, device=like.device)
 
 
 # --- centre of mass and the initial body frame -------------------------------

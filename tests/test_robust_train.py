@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 #: Tiny and fast, but long enough (12 epochs of 10 batches) to be killed mid-epoch.
 TRAIN_ARGS = ["--epochs", "12", "--hidden", "16,16", "--batch-size", "32", "--energy-epochs",
               "1", "--stride", "8", "--checkpoint-every-s", "0", "--threads", "1",
-              "--device", "cpu", "--seed", "3"]
+              "--device", "cpu", "--seed", "3", "--patience", "0"]
 #: Where the kill lands: (epoch, batch) of the last checkpoint, mid-epoch.
 KILL_AT = (3, 4)
 

@@ -183,3 +183,29 @@ def test_cli_spectrum_writes_plot_csv_and_scores(tmp_path):
     bad = CliRunner().invoke(cli.main, ["spectrum", str(paths[0]), "--out", str(out),
                                         "--window", "nope"])
     assert bad.exit_code == 1 and "unknown window" in bad.output
+
+
+def _two_band_spectrum(oh_height: float) -> "sp.Spectrum":
+    """C-H band at 3000 cm-1 (height 1) and O-H band at 3600 cm-1 (height oh_height)."""
+    import numpy as np
+
+    from gicnet_runtime import spectrum as sp
+
+    w = np.linspace(0.0, 4000.0, 4001)
+    intensity = (np.exp(-0.5 * ((w - 3000.0) / 20.0) ** 2)
+                 + oh_height * np.exp(-0.5 * ((w - 3600.0) / 20.0) ** 2))
+    return sp.Spectrum(w, intensity, 1.0, 1000.0, 1, True)
+
+
+def test_band_height_ratios_compare_stretch_band_maxima():
+    from gicnet_runtime import spectrum as sp
+
+    reference = _two_band_spectrum(0.8)
+    damped = _two_band_spectrum(0.4)
+    ratios = sp.band_height_ratios(damped, reference)
+    assert set(ratios) == {"O-H stretch", "C-H stretch"}
+    # A band the reference lacks is not scored.
+    no_oh = sp.band_height_ratios(damped, _two_band_spectrum(0.0))
+    assert set(no_oh) == {"C-H stretch"}
+    assert abs(ratios["O-H stretch"] - 0.5) < 1e-9
+    assert abs(ratios["C-H stretch"] - 1.0) < 1e-9

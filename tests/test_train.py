@@ -27,7 +27,8 @@ TANGENT_RTOL = 1e-5
 TINY = TrainConfig(
     model=ModelConfig(hidden=(64, 64, 32)),
     energy=EnergyTrainConfig(hidden=(64, 64), epochs=60, batch_size=32, lr=1e-3, frame_stride=1),
-    epochs=20, batch_size=64, lr=3e-3, warmup_steps=20, stride=2, times_per_pair=0, seed=3)
+    epochs=20, batch_size=64, lr=3e-3, warmup_steps=20, stride=2, times_per_pair=0, seed=3,
+    patience=0)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,80 @@
+"""Choose the exported ethanol model's unrolling defaults on its validation trajectories.
+
+    python recipes/ethanol_unroll.py [--duration-fs 20000]     # or: make unroll-choice
+
+The training run's validation trajectories (run.json ``val_trajectories``: trajectories of
+the train split the members never trained on) are unrolled from frame 0 with every
+variant of segment length and energy restoration below, by ``gicnet evaluate``
+(GFN2-xTB energies every 50 fs).  A table of stability, total-energy RMS deviation,
+drift, spectrum overlap/Pearson and stretch band heights goes to stdout and
+``runs/unroll-choice/choice.json``.  The held-out trajectories stay untouched for the
+confirmation (``make evaluate``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = ROOT / "recipes" / "ethanol_model.json"
+OUT = ROOT / "runs" / "unroll-choice"
+#: (segment length fs, energy restoration)
+VARIANTS = [(10.0, False), (10.0, True), (7.5, True), (5.0, True)]
+
+
+def validation_files(settings: dict) -> list[Path]:
+    run = json.loads((ROOT / settings["run_dir"] / "run.json").read_text())
+    files = sorted((ROOT / settings["data"]["train"]).glob("*.h5"))
+    return [files[i] for i in run["val_trajectories"]]
+
+
+def evaluate(files: list[Path], segment_fs: float, restore: bool, duration_fs: float) -> dict:
+    out = OUT / f"L{segment_fs:g}_{'restore' if restore else 'plain'}"
+    command = [sys.executable, str(ROOT / "cli.py"), "evaluate",
+               "--model", str(ROOT / "exported" / "ethanol"), "--out", str(out),
+               "--long-starts", str(len(files)), "--long-duration-fs", str(duration_fs),
+               "--engine", "gfn2", "--energy-every", "50", "--workers", "2",
+               "--segment-fs", str(segment_fs),
+               "--restore-energy" if restore else "--no-restore-energy",
+               *[arg for f in files for arg in ("--reference", str(f))]]
+    subprocess.run(command, check=True)
+    report = json.loads((out / "report.json").read_text())
+    spectrum, energy = report["spectrum"], report["energy"]
+    return {"segment_fs": segment_fs, "restore_energy": restore,
+            "stable": f"{report['stability']['stable']}/{report['stability']['count']}",
+            "energy_rms_kcal_mol": energy["rms_deviation_kcal_mol"]["mean"],
+            "energy_rms_max_kcal_mol": energy["rms_deviation_kcal_mol"]["max_abs"],
+            "drift_kcal_mol_per_ps": energy["drift_kcal_mol_per_ps"]["mean"],
+            "overlap": spectrum.get("overlap"), "pearson": spectrum.get("pearson"),
+            "band_heights": spectrum.get("stretch_band_height_ratio")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration-fs", type=float, default=20000.0)
+    args = parser.parse_args(argv)
+    settings = json.loads(SETTINGS.read_text())
+    files = validation_files(settings)
+    rows = [evaluate(files, seg, restore, args.duration_fs) for seg, restore in VARIANTS]
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "choice.json").write_text(json.dumps({"validation_files": [f.name for f in files],
+                                                 "duration_fs": args.duration_fs,
+                                                 "rows": rows}, indent=1))
+    print("| segment fs | restoration | stable | E RMS kcal/mol (max) | drift kcal/mol/ps "
+          "| overlap | Pearson | band heights |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        bands = ", ".join(f"{k} {v:.2f}" for k, v in (r["band_heights"] or {}).items())
+        print(f"| {r['segment_fs']:g} | {'on' if r['restore_energy'] else 'off'} | {r['stable']} "
+              f"| {r['energy_rms_kcal_mol']:.2f} ({r['energy_rms_max_kcal_mol']:.2f}) | "
+              f"{r['drift_kcal_mol_per_ps']:+.4f} | {r['overlap']:.2f} | {r['pearson']:.2f} | "
+              f"{bands} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
