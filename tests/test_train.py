@@ -25,7 +25,7 @@ from gicnet_train.train import learning_rate
 TANGENT_RTOL = 1e-5
 #: Small settings for a training run that takes seconds on 2 cores.
 TINY = TrainConfig(
-    model=ModelConfig(hidden=(64, 64, 32)),
+    model=ModelConfig(hidden=(64, 64, 32), n_basis=8),
     energy=EnergyTrainConfig(hidden=(64, 64), epochs=60, batch_size=32, lr=1e-3, frame_stride=1),
     epochs=20, batch_size=64, lr=3e-3, warmup_steps=20, stride=2, times_per_pair=0, seed=3,
     patience=0)
@@ -226,12 +226,14 @@ def test_training_beats_the_linear_baseline_by_far(tiny_run, short_md):
     out, summary = tiny_run
     member = summary["members"][0]
     trained, baseline = member["validation"], member["baseline_linear"]
-    # The summed, weighted errors of all terms (as in the training loss), and bonds alone.
-    # (Three 600 fs trajectories are too little data to improve the dihedrals on their own;
-    # on the recipe's 40 x 10 ps all terms drop 15-40x: exported/ethanol/report.json.)
-    assert combined_error(trained) < 0.7 * combined_error(baseline)
-    assert trained["bond_rmse"] < 0.35 * baseline["bond_rmse"]
-    assert trained["angle_rmse"] < 0.7 * baseline["angle_rmse"]
+    # The basis head (K = 8: on data this small, 16 over-fits the dihedrals). The summed,
+    # weighted errors of all terms (as in the training loss), bonds and angles; three
+    # 600 fs trajectories are too little data to improve the dihedrals on their own (on
+    # the recipe's 36 x 10 ps they drop 13-23x: exported/ethanol/report.json).
+    assert summary["members"][0]["training"]["epochs_run"] == TINY.epochs
+    assert combined_error(trained) < 0.85 * combined_error(baseline)
+    assert trained["bond_rmse"] < 0.45 * baseline["bond_rmse"]
+    assert trained["angle_rmse"] < 0.85 * baseline["angle_rmse"]
     history = json.loads((out / "member_0" / "history.json").read_text())
     assert len(history) == TINY.epochs and min(h["loss"] for h in history) < history[0]["loss"]
     # The best checkpoint reloads to the same validation errors.

@@ -5,14 +5,16 @@
  */
 const FORMAT_VERSION = 1;
 const PREFIX = 'gicnet.';
+const HEADS = ['basis', 'time'];
 const REQUIRED = ['atomic_numbers', 'masses_amu', 'ic_rows', 'dummy_points_A', 'tc_fs',
   'gate_width_fs', 'has_energy'];
 
 /**
  * Description from metadata_props ({key: JSON string}); throws for missing, malformed or
  * newer metadata.  Returns {atomic_numbers, masses_amu, ic_rows, dummy_points_A, tc_fs,
- * gate_width_fs, has_energy, frame, unroll_segment_fs (fs, or null: tc), provenance,
- * validation, format_version, units, n_atoms}.
+ * gate_width_fs, has_energy, frame, unroll_segment_fs (fs, or null: tc), head ("basis" or
+ * "time"; absent: "time"), n_basis (or null), provenance, validation, format_version, units,
+ * n_atoms}.  The head is informative: the graph's inputs and outputs are the same for both.
  */
 function parseDescription(props) {
   if (!(PREFIX + 'format_version' in props)) {
@@ -37,8 +39,8 @@ function parseDescription(props) {
   }
   const missing = REQUIRED.filter((k) => !(k in raw));
   if (missing.length) throw new Error(`model metadata lacks ${missing.join(', ')}`);
-  const desc = {frame: 'initial-body-frame', unroll_segment_fs: null, provenance: {},
-    validation: {}, ...raw};
+  const desc = {frame: 'initial-body-frame', unroll_segment_fs: null, head: 'time',
+    n_basis: null, provenance: {}, validation: {}, ...raw};
   check(desc);
   desc.n_atoms = desc.atomic_numbers.length;
   return desc;
@@ -53,6 +55,14 @@ function check(desc) {
   }
   if (!(desc.tc_fs > 0) || !(desc.gate_width_fs > 0)) {
     throw new Error('model metadata is malformed: tc_fs and gate_width_fs must be positive');
+  }
+  if (!HEADS.includes(desc.head)) {
+    throw new Error(`model metadata is malformed: head must be one of ${HEADS.join(', ')}, `
+      + `got ${JSON.stringify(desc.head)}`);
+  }
+  if (desc.head === 'basis' && !(Number.isInteger(desc.n_basis) && desc.n_basis >= 1)) {
+    throw new Error('model metadata is malformed: a basis head needs n_basis >= 1, got '
+      + JSON.stringify(desc.n_basis));
   }
   const segment = desc.unroll_segment_fs;
   if (segment !== null && !(typeof segment === 'number' && segment > 0 && segment <= desc.tc_fs)) {
