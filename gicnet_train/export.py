@@ -142,7 +142,9 @@ def _dynamic_axes() -> dict[str, dict[int, str]]:
 def export_run(run_dir: str | Path, out: Path, member: int | None = None,
                unroll_segment_fs: float | None = None) -> list[tuple[Path, ModelDescription]]:
     """Export member ``member`` to the file ``out`` (.onnx), or every trained member to
-    ``out/member_K.onnx`` (see :func:`export_member`); returns (path, description) pairs."""
+    ``out/member_K.onnx`` (see :func:`export_member`), removing member files of an earlier
+    export that this run does not have (the folder is loaded as one ensemble); returns
+    (path, description) pairs."""
     run_dir, out = Path(run_dir), Path(out)
     if out.suffix == ".onnx":
         if member is None:
@@ -155,9 +157,15 @@ def export_run(run_dir: str | Path, out: Path, member: int | None = None,
     members = [member] if member is not None else trained_members(run_dir)
     if not members:
         raise InputError(f"{run_dir} holds no trained member (member_K/best.pt)")
-    return [(out / f"member_{k}.onnx",
-             export_member(run_dir, out / f"member_{k}.onnx", k, unroll_segment_fs))
-            for k in members]
+    written = [(out / f"member_{k}.onnx",
+                export_member(run_dir, out / f"member_{k}.onnx", k, unroll_segment_fs))
+               for k in members]
+    if member is None:  # the folder is the ensemble: members of an earlier export go
+        keep = {path.name for path, _ in written}
+        for stale in out.glob("member_*.onnx"):
+            if stale.name not in keep:
+                stale.unlink()
+    return written
 
 
 def trained_members(run_dir: Path) -> list[int]:

@@ -219,3 +219,12 @@ def test_export_refuses_a_member_without_a_finite_validation_result(run_dir, tmp
     with pytest.raises(InputError, match="has no validation result"):
         export_member(broken, tmp_path / "m.onnx", member=1)
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_exporting_an_ensemble_folder_removes_members_of_an_earlier_export(run_dir, tmp_path):
+    """A folder is loaded as one ensemble: a stale member_5.onnx from another run would
+    silently join it."""
+    shutil.copy(export_run(run_dir, tmp_path / "first")[0][0], tmp_path / "member_5.onnx")
+    paths = [p.name for p, _ in export_run(run_dir, tmp_path)]
+    assert sorted(p.name for p in tmp_path.glob("member_*.onnx")) == sorted(paths)
+    assert len(load_model(tmp_path, device="cpu").members) == 2
