@@ -3,7 +3,7 @@
 Each baseline integrates one trajectory from the same initial condition as gicnet, with a
 time step equal to gicnet's output frame spacing, and keeps every step's positions and
 velocities (a frame every step, as gicnet returns them).  Engines, as gicnet's reference
-MD builds them (gicnet_train.engines): ANI-1x (TorchANI 2.2.4, float64, the 8-model
+MD builds them (gicnet_runtime.engines): ANI-1x (TorchANI 2.2.4, float64, the 8-model
 ensemble or its first model alone) and GFN2-xTB (tblite, SCC accuracy 0.1).
 
 Imports torch, torchani, ase and tblite lazily: none of them is needed for ``--skip-md``.
@@ -29,7 +29,7 @@ BASELINES = {
 
 def calculator(name: str):
     """A fresh ASE calculator for baseline ``name`` (see BASELINES)."""
-    from gicnet_train.engines import build_ani1x_model, make_calculator
+    from gicnet_runtime.engines import build_ani1x_model, make_calculator
 
     if name == "ani1x_ensemble":
         return make_calculator("ani1x")

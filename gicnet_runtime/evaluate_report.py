@@ -1,7 +1,7 @@
 """``gicnet evaluate`` end to end: run the measurements of :mod:`gicnet_runtime.evaluate`
 and write report.json and PNG plots (each file atomically) into one folder.
 
-The reference engine (``engine``) comes from ``gicnet_train.engines`` (tblite for GFN2-xTB),
+The reference engine (``engine``) comes from ``gicnet_runtime.engines`` (tblite for GFN2-xTB),
 imported only when an energy check is asked for; its calls run in ``workers`` spawned
 single-threaded processes, one chunk of frames per trajectory.
 """
@@ -31,7 +31,7 @@ def engine_potential(engine: str, atomic_numbers: np.ndarray, workers: int = 1) 
     """A function: list of (F, N, 3) Å position arrays -> list of (F,) potential energies, eV,
     computed with the reference ``engine`` (in this process for one worker, else in
     ``workers`` spawned processes: call it under ``if __name__ == "__main__"`` in scripts)."""
-    from gicnet_train.engines import check_elements, get_engine
+    from gicnet_runtime.engines import check_elements, get_engine
 
     check_elements(get_engine(engine), atomic_numbers)
     numbers = np.asarray(atomic_numbers)
@@ -40,7 +40,7 @@ def engine_potential(engine: str, atomic_numbers: np.ndarray, workers: int = 1) 
         import concurrent.futures
         import multiprocessing
 
-        from gicnet_train.simulate import _single_threaded
+        from gicnet_runtime.engines import single_threaded
 
         jobs = [(engine, numbers, c) for c in chunks]
         if workers == 1:
@@ -48,7 +48,7 @@ def engine_potential(engine: str, atomic_numbers: np.ndarray, workers: int = 1) 
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(
                 max(1, min(workers, len(jobs))), mp_context=context,
-                initializer=_single_threaded) as pool:
+                initializer=single_threaded) as pool:
             return list(pool.map(_energies, jobs))
 
     return potential
@@ -58,7 +58,7 @@ def _energies(job) -> np.ndarray:
     """Worker: potential energy (F,) eV of frames (F, N, 3) Å with a fresh calculator."""
     from ase import Atoms
 
-    from gicnet_train.engines import make_calculator
+    from gicnet_runtime.engines import make_calculator
 
     engine, numbers, frames = job
     atoms = Atoms(numbers=numbers, positions=frames[0] if len(frames) else None)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gicnet_runtime.engines import single_threaded
 from gicnet_runtime.errors import InputError
 from gicnet_runtime.trajectory import Trajectory
 from gicnet_runtime.units import KB_EV_PER_K, ase_velocities_to_a_per_fs
@@ -44,7 +45,7 @@ class SimulationSettings:
 
     Attributes:
         molecule: a name known to ``ase.build.molecule`` or a structure file ASE reads.
-        engine: "gfn2", "gfn1" or "ani1x" (see :mod:`gicnet_train.engines`).
+        engine: "gfn2", "gfn1" or "ani1x" (see :mod:`gicnet_runtime.engines`).
         temperature_K: thermostat temperature, K.
         dt_fs: time step, fs (equilibration and NVE).
         duration_fs: NVE length, fs; a multiple of dt_fs * save_every.
@@ -134,7 +135,7 @@ def provenance(settings: SimulationSettings, seed: int) -> dict:
 
     import ase
 
-    from gicnet_train.engines import get_engine
+    from gicnet_runtime.engines import get_engine
 
     try:
         gicnet_version = metadata.version("gicnet")
@@ -167,7 +168,7 @@ def run_trajectory(settings: SimulationSettings, seed: int) -> Trajectory:
         ZeroRotation,
     )
 
-    from gicnet_train.engines import check_elements, get_engine, make_calculator
+    from gicnet_runtime.engines import check_elements, get_engine, make_calculator
 
     atoms = load_molecule(settings.molecule)
     check_elements(get_engine(settings.engine), atoms.numbers)
@@ -287,7 +288,7 @@ def simulate_to_files(
 
 def validate(settings: SimulationSettings) -> None:
     """Fail early, in the calling process, on a bad molecule, engine or element set."""
-    from gicnet_train.engines import check_elements, get_engine
+    from gicnet_runtime.engines import check_elements, get_engine
 
     engine = get_engine(settings.engine)
     engine.version()
@@ -315,15 +316,6 @@ def _run_and_write(args) -> str:
     return path
 
 
-def _single_threaded() -> None:
-    """Worker initialiser: one OpenMP/BLAS thread per process (the processes are the
-    parallelism); set before tblite or torch start their thread pools."""
-    import os
-
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = "1"
-
-
 def _parallel_map(fn, items: list, workers: int, progress: bool) -> list:
     """``[fn(x) for x in items]`` over ``workers`` spawned processes, with a progress bar.
 
@@ -344,7 +336,7 @@ def _parallel_map(fn, items: list, workers: int, progress: bool) -> list:
         return results
     context = multiprocessing.get_context("spawn")
     pool = concurrent.futures.ProcessPoolExecutor(
-        min(workers, len(items)), mp_context=context, initializer=_single_threaded)
+        min(workers, len(items)), mp_context=context, initializer=single_threaded)
     try:
         with bar:
             futures = {pool.submit(fn, item): i for i, item in enumerate(items)}

@@ -11,7 +11,7 @@ from ase import units
 from ase.build import molecule
 
 from gicnet_runtime.errors import InputError
-from gicnet_train import engines
+from gicnet_runtime import engines
 
 ENGINE_NAMES = ["gfn2", "gfn1", "ani1x"]
 #: Experimental O-H stretching force constant of alcohols, ~7.8 mdyn/Å = 48.7 eV/Å²

@@ -63,3 +63,21 @@ def test_real_propagate_and_predict(files):
         f"r = CliRunner().invoke(cli.main, ['info', '--model', {m!r}])\n"
         "assert r.exit_code == 0, r.output + r.stderr\n")
     assert read_trajectory(files["out"]).n_frames == 11  # the predict frames
+
+
+def test_no_runtime_module_imports_the_training_layer():
+    """A source scan (lazy imports inside functions included): the runtime layer never
+    reaches into gicnet_train, and every runtime module imports in a clean interpreter
+    without torch, onnx or gicnet_train."""
+    import ast
+
+    modules = sorted((ROOT / "gicnet_runtime").glob("*.py"))
+    offenders = []
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "gicnet_train"]
+    assert offenders == []
+    _run_clean("".join(f"import gicnet_runtime.{p.stem}\n" for p in modules
+                       if p.stem != "__init__"))

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from gicnet_runtime.errors import InputError
 from gicnet_runtime.trajio import read_trajectory
-from gicnet_train.engines import make_calculator
+from gicnet_runtime.engines import make_calculator
 from gicnet_train.simulate import (
     SimulationSettings,
     equilibrate,

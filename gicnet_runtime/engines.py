@@ -13,7 +13,10 @@ about -1 meV/ps (~1.3 K/ps) from the force/energy inconsistency of the loosely
 converged SCC; at 0.1 the drift is ~0.02 meV/ps and the remaining total-energy
 fluctuation scales as dt^2 (Verlet-limited), for ~20 % more time per force call.
 
-All calculators return energies in eV and forces in eV/Å (ASE's convention).
+All calculators return energies in eV and forces in eV/Å (ASE's convention).  The module
+imports only numpy and ASE-free code at import time (tblite and torchani are imported when
+a calculator is made), so the runtime's ``gicnet evaluate --engine`` and the training
+layer's reference MD (``gicnet_train.simulate``) share it without pulling in torch.
 """
 
 from __future__ import annotations
@@ -129,3 +132,12 @@ def _ani1x_calculator():
 
     model = build_ani1x_model()
     return torchani.ase.Calculator(model.species, model)
+
+
+def single_threaded() -> None:
+    """Initialiser of engine worker processes: one OpenMP/BLAS thread per process (the
+    processes are the parallelism); set before tblite or torch start their thread pools."""
+    import os
+
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
