@@ -24,7 +24,8 @@ UNITS = {
     "masses": "amu",
     "angles": "rad",
 }
-#: Time dependences of the network's correction (gicnet_train.model).
+#: Time dependences of the network's correction (module docstring of gicnet_train.model);
+#: the one list the model config and the metadata check share.
 HEADS = ("basis", "time")
 #: Index of the three fixed dummy reference points in IC rows (0-based rows).
 DUMMY_INDICES = (-1, -2, -3)

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from gicnet_runtime.errors import InputError
+from gicnet_runtime.trajio import atomic_target
 
 
 def save(obj: dict[str, Any], path: Path) -> None:
@@ -39,15 +40,8 @@ def write_json(obj: Any, path: Path) -> None:
     processes of one run write the same summary.json)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(obj, indent=1))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_target(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1))
 
 
 def read_json(path: Path) -> Any:

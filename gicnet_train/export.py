@@ -10,7 +10,6 @@ outputs ``positions_t``, ``velocities_t`` (B, K, N, 3) and ``energy_t`` (B, K) e
 from __future__ import annotations
 
 import datetime
-import math
 import os
 import tempfile
 import warnings
@@ -27,6 +26,7 @@ from gicnet_train import checkpoint as ckpt
 from gicnet_train.energy import EnergyModel
 from gicnet_train.fit import load_member
 from gicnet_train.model import GICnet
+from gicnet_train.verdict import has_finite_validation, validation_errors
 
 INPUTS = ("positions", "velocities", "times")
 OUTPUTS = ("positions_t", "velocities_t", "energy_t")
@@ -119,10 +119,9 @@ def _finite_final(run_dir: Path, member: int) -> dict:
         raise InputError(f"member {member} of {run_dir} has no validation result "
                          "(member_K/final.json): its training did not finish; resume it")
     final = ckpt.read_json(final_path)
-    errors = [final.get("validation", {}).get(f"{t}_rmse") for t in ("bond", "angle", "dihedral")]
-    if not all(isinstance(e, (int, float)) and math.isfinite(e) for e in errors):
+    if not has_finite_validation(final):
         raise InputError(f"member {member} of {run_dir} has no finite validation result "
-                         f"(bond/angle/dihedral RMSE {errors}): not exported")
+                         f"(bond/angle/dihedral RMSE {validation_errors(final)}): not exported")
     return final
 
 

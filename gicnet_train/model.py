@@ -26,14 +26,13 @@ import json
 import torch
 from torch import nn
 
+from gicnet_runtime.description import HEADS
 from gicnet_runtime.icdef import ICDefinition
 from gicnet_train import geometry as geo
 from gicnet_train.mlp import MLP
 
 #: Floor for the standard deviations used in input/output scaling (Å, rad, Å/fs, rad/fs).
 STD_FLOOR = 1e-3
-#: Heads: how the correction depends on time (module docstring).
-HEADS = ("basis", "time")
 #: Default hidden widths and number of basis functions (measured: docs/heads.md).
 DEFAULT_HIDDEN = (512, 256, 128)
 DEFAULT_N_BASIS = 16

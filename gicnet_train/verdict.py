@@ -21,16 +21,27 @@ ENERGY_MAX_FRACTION = 0.5
 TERMS = ("bond", "angle", "dihedral")
 
 
+def validation_errors(final: dict) -> list:
+    """A member's validation bond, angle and dihedral RMSE from its final.json (None where
+    missing)."""
+    return [final.get("validation", {}).get(f"{t}_rmse") for t in TERMS]
+
+
+def has_finite_validation(final: dict) -> bool:
+    """Whether a member's final.json holds finite bond, angle and dihedral RMSEs."""
+    return all(isinstance(e, (int, float)) and math.isfinite(e)
+               for e in validation_errors(final))
+
+
 def member_verdict(final: dict) -> dict[str, object]:
     """Ratios baseline / model per term and the warnings for one member's final.json."""
     v, b = final.get("validation", {}), final.get("baseline_linear", {})
-    errors = [v.get(f"{t}_rmse", math.nan) for t in TERMS if f"{t}_rmse" in b]
     warnings = []
     ratios = {t: b[f"{t}_rmse"] / v[f"{t}_rmse"] for t in TERMS
               if f"{t}_rmse" in b and math.isfinite(v.get(f"{t}_rmse", math.nan))
               and v[f"{t}_rmse"] > 0}
     name = f"member seed {final.get('seed')}"
-    if not errors or not all(math.isfinite(e) for e in errors):
+    if not has_finite_validation(final):
         warnings.append(f"{name} has no finite validation result")
     elif min(ratios.values()) < CLEAR_MARGIN:
         worst = min(ratios, key=ratios.get)
