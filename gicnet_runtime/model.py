@@ -70,6 +70,11 @@ class Model:
             _check_same(self.members[0], other)
 
     @property
+    def n_members(self) -> int:
+        """Number of ensemble members (1 for a single network)."""
+        return len(self.members)
+
+    @property
     def paths(self) -> list[Path]:
         return [m.path for m in self.members]
 
