@@ -187,7 +187,7 @@ def propagate(models, init, velocities, device, threads, duration_fs, dt_fs,
                f"{'on' if settings['restore_energy'] else 'off'}")
     click.echo(f"{len(trajectories)} trajectories, {simulated / 1000:g} ps in all, in "
                f"{elapsed:.1f} s ({simulated / max(elapsed, 1e-9):,.0f} fs/s) on "
-               f"{model.members[0].providers[0]}")
+               f"{model.providers[0]}")
     failed = [t.info["failure"] for t in trajectories if "failure" in t.info]
     for message in failed:
         click.echo(f"gicnet: warning: {message}", err=True)
@@ -216,9 +216,12 @@ def info(models):
     click.echo(f"unroll_segment_fs: {desc.default_segment_fs:g}"
                + ("" if desc.unroll_segment_fs is not None else " (tc; not in the metadata)"))
     click.echo(f"provenance: {json.dumps(desc.provenance, indent=2, sort_keys=True)}")
-    for member in model.members:
-        validation = json.dumps(member.description.validation, sort_keys=True)
-        click.echo(f"validation ({member.path.name}): {validation}")
+    for session in model.sessions:
+        d = session.description
+        per_member = d.member_validation or (d.validation,)
+        for k, validation in enumerate(per_member):
+            name = session.path.name + (f" member {k}" if d.n_members is not None else "")
+            click.echo(f"validation ({name}): {json.dumps(validation, sort_keys=True)}")
 
 
 @main.command()
@@ -394,22 +397,27 @@ def _echo_verdict(verdict: dict) -> None:
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--out", required=True, type=click.Path(),
-              help="A .onnx file (one member) or a folder that receives member_K.onnx for "
-                   "every trained member (an ensemble).")
+              help="A .onnx file (one member, or the whole ensemble as one ensemble file) or "
+                   "a folder that receives the ensemble (see --layout).")
 @click.option("--member", type=int, default=None,
               help="Export only this member.  [default: all members]")
+@click.option("--layout", type=click.Choice(["ensemble", "members"]), default="ensemble",
+              show_default=True,
+              help="How a folder receives an ensemble: one ensemble file (ensemble.onnx, the "
+                   "members' outputs stacked, one graph call) or member_K.onnx per member.")
 @click.option("--unroll-segment-fs", type=float, default=None,
               help="Default length of the segments long trajectories are unrolled in, fs, "
                    "at most tc, written to the metadata.  [default: tc]")
-def export(run_dir, out, member, unroll_segment_fs):
+def export(run_dir, out, member, layout, unroll_segment_fs):
     """Export a training run (RUN_DIR from `gicnet train`) to self-describing ONNX."""
     from pathlib import Path
 
     from gicnet_train.export import export_run
 
-    for path, desc in export_run(run_dir, Path(out), member, unroll_segment_fs):
+    for path, desc in export_run(run_dir, Path(out), member, unroll_segment_fs, layout):
         v = desc.validation
-        click.echo(f"{path}  {desc.n_atoms} atoms, tc {desc.tc_fs:g} fs, validation bond "
+        members = "" if desc.n_members is None else f"{desc.n_members} members (mean), "
+        click.echo(f"{path}  {members}{desc.n_atoms} atoms, tc {desc.tc_fs:g} fs, validation bond "
                    f"{v.get('bond_rmse', float('nan')):.4f} A, angle "
                    f"{v.get('angle_rmse', float('nan')):.4f} rad")
 

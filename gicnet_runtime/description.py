@@ -13,8 +13,12 @@ from typing import Any
 
 from gicnet_runtime.errors import ModelError
 
-#: Version of the ONNX contract (inputs, outputs, metadata) written by this gicnet.
-FORMAT_VERSION = 1
+#: Newest version of the ONNX contract (inputs, outputs, metadata) this gicnet reads.
+FORMAT_VERSION = 2
+#: Version of single-network files (no member axis): older readers keep reading them.
+SINGLE_FORMAT_VERSION = 1
+#: Version of ensemble files (``n_members``; outputs with a leading member axis).
+ENSEMBLE_FORMAT_VERSION = 2
 METADATA_PREFIX = "gicnet."
 UNITS = {
     "positions": "angstrom",
@@ -52,8 +56,13 @@ class ModelDescription:
             (the paper's: t is a network input); files without the key are "time".
         n_basis: number of basis functions of a "basis" head; None for "time".
         provenance: training data, engine, temperature, seeds, software versions.
-        validation: validation errors measured at export (per-term RMSE, units in keys).
-        format_version: ONNX contract version.
+        validation: validation errors measured at export (per-term RMSE, units in keys);
+            of an ensemble file, the members' mean of each entry.
+        n_members: of an ensemble file, the number M of members, whose outputs come
+            stacked on a leading member axis; None for a single network.
+        member_validation: of an ensemble file, each member's own ``validation``.
+        format_version: ONNX contract version (1 or 2 for a single network, 2 for an
+            ensemble file).
     """
 
     atomic_numbers: tuple[int, ...]
@@ -69,11 +78,18 @@ class ModelDescription:
     n_basis: int | None = None
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
     validation: dict[str, Any] = dataclasses.field(default_factory=dict)
-    format_version: int = FORMAT_VERSION
+    n_members: int | None = None
+    member_validation: tuple[dict[str, Any], ...] | None = None
+    format_version: int = SINGLE_FORMAT_VERSION
 
     @property
     def n_atoms(self) -> int:
         return len(self.atomic_numbers)
+
+    @property
+    def members(self) -> int:
+        """Number of ensemble members in the file (1 for a single network)."""
+        return 1 if self.n_members is None else self.n_members
 
     @property
     def default_segment_fs(self) -> float:
@@ -128,6 +144,16 @@ class ModelDescription:
             raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
         if self.head == "basis" and not (isinstance(self.n_basis, int) and self.n_basis >= 1):
             raise ValueError(f"a basis head needs n_basis >= 1, got {self.n_basis!r}")
+        if self.n_members is not None:
+            if not (isinstance(self.n_members, int) and self.n_members >= 1):
+                raise ValueError(f"n_members must be an integer >= 1, got {self.n_members!r}")
+            if self.format_version < ENSEMBLE_FORMAT_VERSION:
+                raise ValueError(f"an ensemble file (n_members) needs format_version "
+                                 f">= {ENSEMBLE_FORMAT_VERSION}, got {self.format_version}")
+        members = self.member_validation
+        if members is not None and (self.n_members is None or len(members) != self.n_members
+                                    or not all(isinstance(m, dict) for m in members)):
+            raise ValueError("member_validation must hold one object per member")
         segment = self.unroll_segment_fs
         if segment is not None and not 0 < float(segment) <= float(self.tc_fs):
             raise ValueError(f"unroll_segment_fs must lie in (0, tc_fs], got {segment}")
@@ -141,4 +167,5 @@ class ModelDescription:
             unroll_segment_fs=None if segment is None else float(segment),
             gate_width_fs=float(self.gate_width_fs),
             has_energy=bool(self.has_energy),
+            member_validation=None if members is None else tuple(members),
         )

@@ -169,8 +169,8 @@ def _outputs(model, z: np.ndarray, icdef: ICDefinition, coordinate: internal.Coo
     q, q_dot = z[:, :3 * n].reshape(-1, n, 3), z[:, 3 * n:].reshape(-1, n, 3)
     pos, vel = internal.to_body_cartesian(q, q_dot, icdef)
     times = np.full((len(z), 1), time_fs)
-    per_member = np.stack([coordinate.value(m.run(pos, vel, times)["positions_t"][:, 0]
-                                            .astype(np.float64)) for m in model.members])
+    per_member = coordinate.value(model.run(pos, vel, times)["positions_t"][:, :, 0]
+                                  .astype(np.float64))
     if coordinate.kind == "dihedral":
         per_member = per_member[0] + internal.wrap_angle(per_member - per_member[0])
     return per_member.mean(axis=0)

@@ -1,9 +1,11 @@
 """Exported GICnet models: loading, one-segment prediction and long trajectories.
 
 A :class:`Model` is one exported network or an ensemble of members that share one
-description (same atoms, masses, tc and outputs).  :func:`load_model` opens a file, a
-folder of ``*.onnx`` files (an ensemble) or a list of files; with no path it opens the
-shipped model folder.
+description (same atoms, masses, tc and outputs).  :func:`load_model` opens a file (a
+single network or an ensemble file), a folder of ``*.onnx`` files or a list of files,
+whose members together form the ensemble; with no path it opens the shipped model
+folder.  A folder of member files and the ensemble file of the same members give the
+same results.
 """
 
 from __future__ import annotations
@@ -57,26 +59,42 @@ class Model:
     """An exported GICnet model: one network or an ensemble of members.
 
     Attributes:
-        members: the members' sessions (one for a single network).
-        description: the shared :class:`ModelDescription` (the first member's).
+        sessions: one session per model file; a file holds one member or several (an
+            ensemble file); members are numbered across the files in order.
+        description: the shared :class:`ModelDescription` (the first file's).
     """
 
-    def __init__(self, members: Sequence[Session]) -> None:
-        if not members:
+    def __init__(self, sessions: Sequence[Session]) -> None:
+        if not sessions:
             raise ModelError("a model needs at least one member")
-        self.members = tuple(members)
-        self.description: ModelDescription = members[0].description
-        for other in self.members[1:]:
-            _check_same(self.members[0], other)
+        self.sessions = tuple(sessions)
+        self.description: ModelDescription = sessions[0].description
+        for other in self.sessions[1:]:
+            _check_same(self.sessions[0], other)
 
     @property
     def n_members(self) -> int:
         """Number of ensemble members (1 for a single network)."""
-        return len(self.members)
+        return sum(s.n_members for s in self.sessions)
 
     @property
     def paths(self) -> list[Path]:
-        return [m.path for m in self.members]
+        return [s.path for s in self.sessions]
+
+    @property
+    def providers(self) -> list[str]:
+        """The onnxruntime providers in use, in priority order (the first file's)."""
+        return self.sessions[0].providers
+
+    def run(self, positions: np.ndarray, velocities: np.ndarray,
+            times_fs: np.ndarray) -> dict[str, np.ndarray]:
+        """Every member's raw graph output on validated inputs (positions (B, N, 3) Å,
+        velocities (B, N, 3) Å/fs, times (B, K) fs): ``positions_t``, ``velocities_t``
+        (M, B, K, N, 3) and ``energy_t`` (M, B, K), float32, members in order."""
+        outs = [s.run(positions, velocities, times_fs) for s in self.sessions]
+        if len(outs) == 1:
+            return outs[0]
+        return {name: np.concatenate([o[name] for o in outs]) for name in outs[0]}
 
     def predict(self, positions: np.ndarray, velocities: np.ndarray,
                 times_fs: np.ndarray, *, ensemble: str = "mean") -> Prediction:
@@ -100,17 +118,17 @@ class Model:
                              f"got {ensemble!r}")
         pos, vel, batched = self._state(positions, velocities)
         times = self._times(times_fs, pos.shape[0])
-        select = ensemble == "select" and len(self.members) > 1 and self.description.has_energy
+        select = ensemble == "select" and self.n_members > 1 and self.description.has_energy
         if select:
             times = np.concatenate([np.zeros((pos.shape[0], 1)), times], axis=1)
-        outs = [m.run(pos, vel, times) for m in self.members]
-        stacked = {name: np.stack([o[name] for o in outs]).astype(np.float64) for name in outs[0]}
+        stacked = {name: value.astype(np.float64)
+                   for name, value in self.run(pos, vel, times).items()}
         first, spread = (1 if select else 0), None
         if select:
-            member = _best_members(outs, vel, self.description)
+            member = _best_members(stacked, vel, self.description)
             rows = np.arange(pos.shape[0])
             picked = {name: value[member, rows, first:] for name, value in stacked.items()}
-        elif len(self.members) > 1:
+        elif self.n_members > 1:
             member = np.full(pos.shape[0], -1, dtype=np.int64)
             picked, spread = _member_mean(stacked)
         else:
@@ -160,7 +178,7 @@ class Model:
         if checkpoint is not None:
             state = checkpoint.start(fingerprint(self.paths, pos, vel, duration_fs, dt_fs,
                                                  energy_threshold_eV, restore, segment))
-        return _propagate.propagate(self.members, pos, vel, duration_fs, dt_fs,
+        return _propagate.propagate(self, pos, vel, duration_fs, dt_fs,
                                     energy_threshold_eV=energy_threshold_eV, progress=progress,
                                     state=state, on_step=checkpoint, restore_energy=restore,
                                     segment_fs=segment)
@@ -255,14 +273,14 @@ def _check_same(first: Session, other: Session) -> None:
                          "atoms, masses, tc or energy output")
 
 
-def _best_members(outs: list[dict[str, np.ndarray]], velocities0: np.ndarray,
+def _best_members(stacked: dict[str, np.ndarray], velocities0: np.ndarray,
                   desc: ModelDescription) -> np.ndarray:
     """Per initial condition, the member with the smallest total-energy error: (B,) int.
 
-    The outputs' first time is t = 0, which gives the reference energy."""
+    ``stacked``: every member's outputs (M, B, K, ...); their first time is t = 0, which
+    gives the reference energy."""
     masses = np.asarray(desc.masses_amu)
-    energy = np.stack([o["energy_t"] for o in outs]).astype(np.float64)
-    vel = np.stack([o["velocities_t"] for o in outs]).astype(np.float64)
+    energy, vel = stacked["energy_t"], stacked["velocities_t"]
     with np.errstate(invalid="ignore"):
         reference = reference_energy_eV(energy[:, :, 0], velocities0, masses)
     errors = total_energy_error_eV(energy, vel, masses, reference)

@@ -27,6 +27,7 @@ The result is one :class:`Trajectory` per initial condition, with frames at 0, d
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -41,10 +42,12 @@ from gicnet_runtime.ensemble import (
 )
 from gicnet_runtime.errors import InputError, ModelError
 from gicnet_runtime.icdef import ICDefinition
-from gicnet_runtime.session import Session
 from gicnet_runtime.timegrid import TIME_RTOL, frame_times_fs, segment_of, unroll_segment_fs
 from gicnet_runtime.trajectory import Trajectory
 from gicnet_runtime.unroll import Candidate, Unroll
+
+if TYPE_CHECKING:  # the model module imports this one
+    from gicnet_runtime.model import Model
 
 #: Times per segment at which energy and geometry are checked (besides the frames).
 ENERGY_CHECKS_PER_SEGMENT = 10
@@ -55,7 +58,7 @@ EXPLOSION_MARGIN_A = 10.0
 MAX_SPEED_A_PER_FS = 1.0
 
 
-def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np.ndarray,
+def propagate(model: Model, positions: np.ndarray, velocities: np.ndarray,
               duration_fs: float, dt_fs: float, *,
               energy_threshold_eV: float = ENERGY_THRESHOLD_EV,
               progress: Callable[[int], None] | None = None,
@@ -66,7 +69,8 @@ def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np
     """Unroll trajectories from B initial conditions (see the module docstring).
 
     Args:
-        sessions: the ensemble's members (one for a single model), sharing a description.
+        model: the model (:class:`gicnet_runtime.model.Model`): one network or an
+            ensemble, whose members' outputs come stacked from ``model.run``.
         positions: (B, N, 3) Å, validated.
         velocities: (B, N, 3) Å/fs, validated.
         duration_fs: length of the trajectories, fs.
@@ -89,7 +93,7 @@ def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np
         B trajectories.  One that failed numerically ends at its last good segment and
         says why in ``info["failure"]``.
     """
-    desc = sessions[0].description
+    desc = model.description
     masses = np.asarray(desc.masses_amu, dtype=np.float64)
     frames = frame_times_fs(duration_fs, dt_fs)
     if frames.size < 2:
@@ -107,11 +111,11 @@ def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np
         unrolls = list(state)
         if progress is not None:
             progress(sum(u.segment for u in unrolls))
-    potential0 = _initial_potential(sessions, positions, velocities)
+    potential0 = _initial_potential(model, positions, velocities)
     reference = (reference_energy_eV(potential0, velocities, masses)
                  if potential0 is not None else None)
     limits = _extent_A(positions, masses) + EXPLOSION_MARGIN_A
-    step = _Step(sessions, masses, segment_fs, per_segment,
+    step = _Step(model, masses, segment_fs, per_segment,
                  ICDefinition(desc.ic_rows) if restore_energy else None)
     while active := [i for i, u in enumerate(unrolls)
                      if u.failure is None and u.segment < len(per_segment)]:
@@ -123,7 +127,8 @@ def propagate(sessions: Sequence[Session], positions: np.ndarray, velocities: np
             progress(done)
         if on_step is not None:
             on_step(unrolls)
-    info = {"engine": "gicnet", "models": [s.path.name for s in sessions],
+    info = {"engine": "gicnet", "models": [p.name for p in model.paths],
+            "n_members": model.n_members,
             "tc_fs": desc.tc_fs, "segment_fs": segment_fs, "dt_fs": float(dt_fs),
             "duration_fs": float(duration_fs),
             "energy_threshold_eV": float(energy_threshold_eV),
@@ -145,18 +150,18 @@ def unroll_settings(desc: ModelDescription, restore_energy: bool | None,
     return bool(restore_energy), segment
 
 
-def _initial_potential(sessions: Sequence[Session], positions: np.ndarray,
+def _initial_potential(model: Model, positions: np.ndarray,
                        velocities: np.ndarray) -> np.ndarray | None:
     """Each member's potential energy at t = 0: (M, B) eV, or None without energy."""
-    if not sessions[0].description.has_energy:
+    if not model.description.has_energy:
         return None
     zero = np.zeros((positions.shape[0], 1))
-    potential = np.stack([s.run(positions, velocities, zero)["energy_t"][:, 0]
-                          for s in sessions]).astype(np.float64)
+    potential = model.run(positions, velocities, zero)["energy_t"][:, :, 0].astype(np.float64)
     if not np.all(np.isfinite(potential)):
         bad = np.argwhere(~np.isfinite(potential))[0]
-        raise ModelError(f"model {sessions[bad[0]].path.name} gives a non-finite potential "
-                         f"energy at t = 0 for initial condition {bad[1]}")
+        raise ModelError(f"member {bad[0]} of the model ({', '.join(p.name for p in model.paths)}"
+                         f") gives a non-finite potential energy at t = 0 for initial "
+                         f"condition {bad[1]}")
     return potential
 
 
@@ -169,11 +174,11 @@ def _extent_A(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
 class _Step:
     """One batched prediction of the current segment of several trajectories."""
 
-    def __init__(self, sessions: Sequence[Session], masses: np.ndarray, segment_fs: float,
+    def __init__(self, model: Model, masses: np.ndarray, segment_fs: float,
                  per_segment: list[np.ndarray], restore_ics: ICDefinition | None = None) -> None:
         """``restore_ics``: the IC definition whose bonds and angles energy restoration
         scales (None: no restoration)."""
-        self.sessions, self.masses, self.segment_fs = sessions, masses, segment_fs
+        self.model, self.masses, self.segment_fs = model, masses, segment_fs
         self.per_segment = per_segment
         self.restore = None if restore_ics is None else (internal.row_bonds(restore_ics),
                                                          internal.row_angles(restore_ics))
@@ -187,14 +192,14 @@ class _Step:
         """Every member's prediction of each trajectory's current segment."""
         starts = [u.start() for u in unrolls]
         local, n_frames, ends = self._times(unrolls)
-        outs = [s.run(np.stack([p for p, _ in starts]), np.stack([v for _, v in starts]), local)
-                for s in self.sessions]
-        pos = np.stack([o["positions_t"] for o in outs]).astype(np.float64)
-        vel = np.stack([o["velocities_t"] for o in outs]).astype(np.float64)
+        out = self.model.run(np.stack([p for p, _ in starts]), np.stack([v for _, v in starts]),
+                             local)
+        pos = out["positions_t"].astype(np.float64)
+        vel = out["velocities_t"].astype(np.float64)
         finite = np.all(np.isfinite(pos) & np.isfinite(vel), axis=(2, 3, 4))
         energy = None
         if reference is not None:
-            energy = np.stack([o["energy_t"] for o in outs]).astype(np.float64)
+            energy = out["energy_t"].astype(np.float64)
             finite &= np.all(np.isfinite(energy), axis=2)
         keep = finite[..., None, None, None]
         pos, vel = self._restored(unrolls, local, np.where(keep, pos, 0.0),
@@ -250,7 +255,7 @@ class _Step:
             velocities=vel[:, a, frames],
             potential_eV=None if energy is None else energy[:, a, frames],
             end_positions=end_pos, end_velocities=end_vel,
-            ranking=ranking, members=np.arange(len(self.sessions)), failure=failure)
+            ranking=ranking, members=np.arange(self.model.n_members), failure=failure)
 
 
 def _segment_times(frames_fs: np.ndarray, checks_fs: np.ndarray,

@@ -3,9 +3,11 @@
 The session checks the file against the ONNX contract (docs/onnx-contract.md): inputs
 ``positions`` (B, N, 3) Å, ``velocities`` (B, N, 3) Å/fs and ``times`` (B, K) fs, all
 float32; outputs ``positions_t`` and ``velocities_t`` (B, K, N, 3) and, when the
-description says ``has_energy``, ``energy_t`` (B, K) eV.  Inputs and outputs are
-addressed by name.  Large batches are cut into chunks so that one call's outputs stay
-under a memory bound.
+description says ``has_energy``, ``energy_t`` (B, K) eV, each with a leading member
+axis (M, ...) in an ensemble file (``n_members``).  Inputs and outputs are addressed by
+name.  :meth:`Session.run` always answers with the member axis (M = 1 for a single
+network).  Large batches are cut into chunks so that one call's outputs stay under a
+memory bound.
 
 Providers: an explicit ``providers=`` list wins; otherwise ``device="cpu"`` is the CPU,
 ``device="cuda"`` the CUDA provider (an error when it does not work), and
@@ -114,6 +116,7 @@ class Session:
     Attributes:
         path: the model file.
         description: the model's :class:`ModelDescription` (from its metadata).
+        n_members: members in the file (1 for a single network).
         providers: the providers the session actually uses, in priority order.
         max_chunk_bytes: bound on the outputs of one onnxruntime call, bytes.
     """
@@ -142,8 +145,11 @@ class Session:
         except UnicodeDecodeError:  # names or metadata of a damaged file
             raise ModelError(f"{self.path.name}: names or metadata are not valid UTF-8"
                              ) from None
+        self.n_members = self.description.members
+        self._stacked = self.description.n_members is not None
         self.max_chunk_bytes = int(max_chunk_bytes)
-        self.max_chunk_frames = CPU_CHUNK_FRAMES if self.providers[0] == CPU else None
+        self.max_chunk_frames = (max(1, CPU_CHUNK_FRAMES // self.n_members)
+                                 if self.providers[0] == CPU else None)
 
     def _check_contract(self) -> None:
         inputs = {i.name: i for i in self._session.get_inputs()}
@@ -172,23 +178,23 @@ class Session:
             times_fs: (B, K) fs, within [0, tc].
 
         Returns:
-            ``positions_t`` and ``velocities_t`` (B, K, N, 3) float32 (Å, Å/fs) and, when
-            the model has energy, ``energy_t`` (B, K) float32 eV.
+            ``positions_t`` and ``velocities_t`` (M, B, K, N, 3) float32 (Å, Å/fs) and,
+            when the model has energy, ``energy_t`` (M, B, K) float32 eV; M = n_members.
         """
         pos = np.ascontiguousarray(positions, dtype=np.float32)
         vel = np.ascontiguousarray(velocities, dtype=np.float32)
         times = np.ascontiguousarray(times_fs, dtype=np.float32)
         n_batch, n_atoms = pos.shape[:2]
-        n_times = times.shape[1]
-        out = {name: np.empty((n_batch, n_times, n_atoms, 3), np.float32)
+        n_times, n_members = times.shape[1], self.n_members
+        out = {name: np.empty((n_members, n_batch, n_times, n_atoms, 3), np.float32)
                for name in OUTPUT_NAMES}
         if self.description.has_energy:
-            out[ENERGY_OUTPUT] = np.empty((n_batch, n_times), np.float32)
-        for rows, cols in _chunks(n_batch, n_times, n_atoms, self.max_chunk_bytes,
+            out[ENERGY_OUTPUT] = np.empty((n_members, n_batch, n_times), np.float32)
+        for rows, cols in _chunks(n_batch, n_times, n_atoms, self.max_chunk_bytes // n_members,
                                   self.max_chunk_frames):
             feed = {"positions": pos[rows], "velocities": vel[rows], "times": times[rows, cols]}
             for name, value in zip(self._outputs, self._run(feed), strict=True):
-                out[name][rows, cols] = value
+                out[name][:, rows, cols] = value if self._stacked else value[None]
         return out
 
     def _run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -197,9 +203,10 @@ class Session:
         except Exception as err:  # noqa: BLE001 (onnxruntime raises unrelated exception types)
             raise ModelError(f"{self.path.name} failed to run: {_one_line(err)}") from None
         n_batch, n_times = feed["times"].shape
-        expected = {"positions_t": (n_batch, n_times, *feed["positions"].shape[1:]),
-                    "velocities_t": (n_batch, n_times, *feed["positions"].shape[1:]),
-                    ENERGY_OUTPUT: (n_batch, n_times)}
+        members = (self.n_members,) if self._stacked else ()
+        expected = {"positions_t": (*members, n_batch, n_times, *feed["positions"].shape[1:]),
+                    "velocities_t": (*members, n_batch, n_times, *feed["positions"].shape[1:]),
+                    ENERGY_OUTPUT: (*members, n_batch, n_times)}
         for name, value in zip(self._outputs, values, strict=True):
             if value.shape != expected[name]:
                 raise ModelError(f"{self.path.name}: output {name!r} has shape {value.shape}, "

@@ -78,18 +78,54 @@ def export_member(run_dir: str | Path, out_path: str | Path, member: int = 0,
                   unroll_segment_fs: float | None = None) -> ModelDescription:
     """Export member ``member`` of the training run in ``run_dir`` to ``out_path`` (atomic);
     ``unroll_segment_fs``: the default unrolling segment length written to the metadata."""
-    import onnx
+    model, energy, run, desc = _member(Path(run_dir), member, unroll_segment_fs)
+    graph = ExportGraph(model.float(), energy.float()).eval()
+    write_graph(graph, _example_inputs(run), desc, Path(out_path), _dynamic_axes())
+    return desc
+
+
+def export_ensemble(run_dir: str | Path, out_path: str | Path, members: list[int],
+                    unroll_segment_fs: float | None = None) -> ModelDescription:
+    """Export the members ``members`` of a run as one ensemble file (format version 2,
+    outputs with a leading member axis) at ``out_path`` (atomic): basis heads as one
+    stacked graph, other heads as their graphs side by side
+    (:mod:`gicnet_train.ensemble_graph`)."""
+    from gicnet_train import ensemble_graph as eg
 
     run_dir, out_path = Path(run_dir), Path(out_path)
+    loaded = [_member(run_dir, k, unroll_segment_fs) for k in members]
+    desc = eg.describe_ensemble([d for *_, d in loaded])
+    models = [m.float() for m, *_ in loaded]
+    if models[0].config.head == "basis":
+        graph = eg.StackedEnsemble(models, loaded[0][1].float()).eval()
+        write_graph(graph, _example_inputs(loaded[0][2]), desc, out_path,
+                    _dynamic_axes(member_axis=True))
+        return desc
+    with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
+        paths = [Path(tmp) / f"member_{k}.onnx" for k in members]
+        for k, path in zip(members, paths, strict=True):
+            export_member(run_dir, path, k, unroll_segment_fs)
+        _save_atomic(eg.merge_member_files(paths, desc), out_path)
+    return desc
+
+
+def _member(run_dir: Path, member: int, unroll_segment_fs: float | None):
+    """(model, energy model, run.json, description) of a trained, validated member."""
     if not (run_dir / f"member_{member}" / "best.pt").exists():
         raise InputError(f"{run_dir} has no trained member {member} (member_{member}/best.pt)")
     final = _finite_final(run_dir, member)
     model, energy, run = load_member(run_dir, member)
     if unroll_segment_fs is not None:
         unroll_segment_fs = timegrid.unroll_segment_fs(model.config.tc_fs, unroll_segment_fs)
-    desc = describe(model, run, final, member, unroll_segment_fs)
-    graph = ExportGraph(model.float(), energy.float()).eval()
-    example = _example_inputs(run)
+    return model, energy, run, describe(model, run, final, member, unroll_segment_fs)
+
+
+def write_graph(graph: nn.Module, example: tuple, desc: ModelDescription, out_path: Path,
+                dynamic_axes: dict) -> None:
+    """torch.onnx.export ``graph`` on ``example``, attach ``desc`` as metadata, check the
+    file fully and move it to ``out_path`` (atomic)."""
+    import onnx
+
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".onnx.tmp")
     os.close(fd)
@@ -98,18 +134,30 @@ def export_member(run_dir: str | Path, out_path: str | Path, member: int = 0,
             warnings.simplefilter("ignore")
             torch.onnx.export(graph, example, tmp, input_names=list(INPUTS),
                               output_names=list(OUTPUTS), opset_version=OPSET, dynamo=False,
-                              dynamic_axes=_dynamic_axes())
+                              dynamic_axes=dynamic_axes)
         proto = onnx.load(tmp)
         onnx.helper.set_model_props(proto, desc.to_metadata())
         proto.producer_name, proto.doc_string = "gicnet", __doc__.strip().splitlines()[0]
-        onnx.checker.check_model(proto, full_check=True)
+    finally:
+        os.unlink(tmp)
+    _save_atomic(proto, out_path)
+
+
+def _save_atomic(proto, out_path: Path) -> None:
+    """Check ``proto`` fully and write it to ``out_path`` through a temporary file."""
+    import onnx
+
+    onnx.checker.check_model(proto, full_check=True)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    try:
         onnx.save(proto, tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shipped model is an ordinary file
         os.replace(tmp, out_path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return desc
 
 
 def _finite_final(run_dir: Path, member: int) -> dict:
@@ -132,37 +180,50 @@ def _example_inputs(run: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return positions, 0.01 * torch.randn(2, n, 3, generator=gen), torch.rand(2, 3, generator=gen)
 
 
-def _dynamic_axes() -> dict[str, dict[int, str]]:
+def _dynamic_axes(member_axis: bool = False) -> dict[str, dict[int, str]]:
+    """B and K dynamic; outputs of an ensemble file have the (static) member axis first."""
     axes = {"positions": {0: "B"}, "velocities": {0: "B"}, "times": {0: "B", 1: "K"}}
-    axes.update({name: {0: "B", 1: "K"} for name in OUTPUTS})
+    first = 1 if member_axis else 0
+    axes.update({name: {first: "B", first + 1: "K"} for name in OUTPUTS})
     return axes
 
 
+#: How a folder holds an exported ensemble: one ensemble file, or one file per member.
+LAYOUTS = ("ensemble", "members")
+ENSEMBLE_FILE = "ensemble.onnx"
+
+
 def export_run(run_dir: str | Path, out: Path, member: int | None = None,
-               unroll_segment_fs: float | None = None) -> list[tuple[Path, ModelDescription]]:
-    """Export member ``member`` to the file ``out`` (.onnx), or every trained member to
-    ``out/member_K.onnx`` (see :func:`export_member`), removing member files of an earlier
-    export that this run does not have (the folder is loaded as one ensemble); returns
-    (path, description) pairs."""
+               unroll_segment_fs: float | None = None, layout: str = "ensemble"
+               ) -> list[tuple[Path, ModelDescription]]:
+    """Export a run; returns (path, description) pairs of the files written.
+
+    ``out`` a file (.onnx): member ``member``, the run's only member, or the whole
+    ensemble as one ensemble file.  ``out`` a folder: member ``member`` as
+    ``member_K.onnx``, or the whole ensemble as ``ensemble.onnx`` (``layout``
+    "ensemble", one member: ``member_K.onnx``) or as ``member_K.onnx`` per member
+    ("members").  The folder is loaded as one ensemble, so model files of an earlier
+    export there (``member_*.onnx``, ``ensemble.onnx``) that were not written go.
+    """
+    if layout not in LAYOUTS:
+        raise InputError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     run_dir, out = Path(run_dir), Path(out)
-    if out.suffix == ".onnx":
-        if member is None:
-            members = trained_members(run_dir)
-            if len(members) != 1:
-                raise InputError(f"{run_dir} holds {len(members)} members: give --member, or "
-                                 "a folder as --out for the whole ensemble")
-            member = members[0]
-        return [(out, export_member(run_dir, out, member, unroll_segment_fs))]
     members = [member] if member is not None else trained_members(run_dir)
     if not members:
         raise InputError(f"{run_dir} holds no trained member (member_K/best.pt)")
-    written = [(out / f"member_{k}.onnx",
-                export_member(run_dir, out / f"member_{k}.onnx", k, unroll_segment_fs))
-               for k in members]
-    if member is None:  # the folder is the ensemble: members of an earlier export go
+    if out.suffix == ".onnx":
+        files = {out: members}
+    elif len(members) > 1 and layout == "ensemble":
+        files = {out / ENSEMBLE_FILE: members}
+    else:
+        files = {out / f"member_{k}.onnx": [k] for k in members}
+    written = [(path, export_member(run_dir, path, ks[0], unroll_segment_fs) if len(ks) == 1
+                else export_ensemble(run_dir, path, ks, unroll_segment_fs))
+               for path, ks in files.items()]
+    if member is None and out.suffix != ".onnx":
         keep = {path.name for path, _ in written}
-        for stale in out.glob("member_*.onnx"):
-            if stale.name not in keep:
+        for stale in [*out.glob("member_*.onnx"), out / ENSEMBLE_FILE]:
+            if stale.exists() and stale.name not in keep:
                 stale.unlink()
     return written
 

@@ -34,14 +34,22 @@ class Dual(NamedTuple):
 
 # --- elementary operations on (value, tangent) pairs -------------------------
 
+#: Cyclic permutations of (x, y, z): a x b = a[NEXT] b[AFTER] - a[AFTER] b[NEXT].
+_NEXT, _AFTER = (1, 2, 0), (2, 0, 1)
+
+
 def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    ax, ay, az = a.unbind(-1)
-    bx, by, bz = b.unbind(-1)
-    return torch.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], dim=-1)
+    """Cross product over the last axis, broadcast: four gathers, not a split and a stack
+    per component (7 graph nodes instead of 21)."""
+    nxt = torch.tensor(_NEXT, device=a.device)
+    after = torch.tensor(_AFTER, device=a.device)
+    return (a.index_select(-1, nxt) * b.index_select(-1, after)
+            - a.index_select(-1, after) * b.index_select(-1, nxt))
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a * b).sum(-1)
+    """Dot product over the last axis, kept as a length-1 axis (scalar fields are (..., 1))."""
+    return (a * b).sum(-1, keepdim=True)
 
 
 def d_sub(a: Dual, b: Dual) -> Dual:
@@ -57,14 +65,14 @@ def d_cross(a: Dual, b: Dual) -> Dual:
 
 
 def d_norm(a: Dual) -> Dual:
-    n = torch.linalg.vector_norm(a.v, dim=-1)
+    n = torch.linalg.vector_norm(a.v, dim=-1, keepdim=True)
     return Dual(n, _dot(a.v, a.d) / n)
 
 
 def d_unit(a: Dual) -> Dual:
     n = torch.linalg.vector_norm(a.v, dim=-1, keepdim=True)
     u = a.v / n
-    return Dual(u, (a.d - u * _dot(u, a.d).unsqueeze(-1)) / n)
+    return Dual(u, (a.d - u * _dot(u, a.d)) / n)
 
 
 def d_atan2(y: Dual, x: Dual) -> Dual:
@@ -72,8 +80,8 @@ def d_atan2(y: Dual, x: Dual) -> Dual:
 
 
 def d_scale(s: Dual, a: Dual) -> Dual:
-    """Scalar field s (...) times vector a (..., 3)."""
-    return Dual(s.v.unsqueeze(-1) * a.v, s.d.unsqueeze(-1) * a.v + s.v.unsqueeze(-1) * a.d)
+    """Scalar field s (..., 1) times vector a (..., 3)."""
+    return Dual(s.v * a.v, s.d * a.v + s.v * a.d)
 
 
 def d_add(*terms: Dual) -> Dual:
@@ -83,18 +91,18 @@ def d_add(*terms: Dual) -> Dual:
 # --- distances, angles, dihedrals ------------------------------------------
 
 def distance(a: Dual, b: Dual) -> Dual:
-    """|a - b|, Å, with its rate."""
+    """|a - b|, Å, with its rate: (..., 1)."""
     return d_norm(d_sub(a, b))
 
 
 def angle(a: Dual, b: Dual, c: Dual) -> Dual:
-    """Angle a-b-c in [0, pi], rad, via atan2(|u x w|, u . w)."""
+    """Angle a-b-c in [0, pi], rad, via atan2(|u x w|, u . w): (..., 1)."""
     u, w = d_sub(a, b), d_sub(c, b)
     return d_atan2(d_norm(d_cross(u, w)), d_dot(u, w))
 
 
 def dihedral(a: Dual, b: Dual, c: Dual, d: Dual) -> Dual:
-    """Dihedral a-b-c-d in (-pi, pi], rad, via atan2 (IUPAC sign convention)."""
+    """Dihedral a-b-c-d in (-pi, pi], rad, via atan2 (IUPAC sign convention): (..., 1)."""
     b1, b2, b3 = d_sub(b, a), d_sub(c, b), d_sub(d, c)
     n1, n2 = d_cross(b1, b2), d_cross(b2, b3)
     y = d_dot(d_scale(d_norm(b2), b1), n2)
@@ -139,8 +147,8 @@ def cartesian_to_internal(positions: torch.Tensor, velocities: torch.Tensor,
            for j in range(4)]
     a, b, c, d = (Dual(pts.index_select(-2, i), vel.index_select(-2, i)) for i in idx)
     r, theta, phi = distance(a, b), angle(a, b, c), dihedral(a, b, c, d)
-    q = torch.stack([r.v, theta.v, phi.v], dim=-1)
-    q_dot = torch.stack([r.d, theta.d, phi.d], dim=-1)
+    q = torch.cat([r.v, theta.v, phi.v], dim=-1)
+    q_dot = torch.cat([r.d, theta.d, phi.d], dim=-1)
     return q, q_dot
 
 
@@ -150,13 +158,11 @@ def place_atom(ref1: Dual, ref2: Dual, ref3: Dual, r: Dual, theta: Dual, phi: Du
     bc = d_unit(d_sub(ref1, ref2))
     n = d_unit(d_cross(d_sub(ref2, ref3), bc))
     m = d_cross(n, bc)
-    cos_t, sin_t = Dual(torch.cos(theta.v), -torch.sin(theta.v) * theta.d), \
-        Dual(torch.sin(theta.v), torch.cos(theta.v) * theta.d)
-    cos_p, sin_p = Dual(torch.cos(phi.v), -torch.sin(phi.v) * phi.d), \
-        Dual(torch.sin(phi.v), torch.cos(phi.v) * phi.d)
-    along = _mul(Dual(-r.v, -r.d), cos_t)
+    ct, st, cp, sp = torch.cos(theta.v), torch.sin(theta.v), torch.cos(phi.v), torch.sin(phi.v)
+    cos_t, sin_t = Dual(ct, -st * theta.d), Dual(st, ct * theta.d)
+    cos_p, sin_p = Dual(cp, -sp * phi.d), Dual(sp, cp * phi.d)
     perp = _mul(r, sin_t)
-    return d_add(ref1, d_scale(along, bc), d_scale(_mul(perp, cos_p), m),
+    return d_add(d_sub(ref1, d_scale(_mul(r, cos_t), bc)), d_scale(_mul(perp, cos_p), m),
                  d_scale(_mul(perp, sin_p), n))
 
 
@@ -177,10 +183,11 @@ def internal_to_cartesian(q: torch.Tensor, q_dot: torch.Tensor,
     if q.shape[-2:] != (n, 3) or q_dot.shape != q.shape:
         raise InputError(f"q and q_dot must have shape (..., {n}, 3), got {q.shape}, {q_dot.shape}")
     _check_dtypes(q, q_dot)
-    batch = q.shape[:-2]
     # Placed points in slot order: D0, D1, D2, then the atoms as their levels place them.
-    pts = _dummy_points(q).expand(batch + (3, 3))
-    vel = torch.zeros_like(pts)
+    # Broadcast by arithmetic, not expand(q.shape): the exported graph then takes its
+    # batch shape from the data (a traced shape would be frozen into it).
+    pts = _dummy_points(q) + 0.0 * q[..., :1, :1]
+    vel = 0.0 * pts  # (not zeros_like: the exporter would freeze its traced shape)
     slot = {-1: 0, -2: 1, -3: 2}
     for rows in placement_levels(icdef):
         take = [[slot[icdef.rows[k][j]] for k in rows] for j in (1, 2, 3)]
@@ -188,7 +195,8 @@ def internal_to_cartesian(q: torch.Tensor, q_dot: torch.Tensor,
                 for i in take]
         here = _index(rows, q)
         qk, qk_dot = q.index_select(-2, here), q_dot.index_select(-2, here)
-        r, theta, phi = (Dual(qk[..., j], qk_dot[..., j]) for j in range(3))
+        r, theta, phi = (Dual(v, d) for v, d in zip(qk.split(1, dim=-1),
+                                                    qk_dot.split(1, dim=-1), strict=True))
         placed = place_atom(*refs, r, theta, phi)
         for k in rows:
             slot[icdef.rows[k][0]] = len(slot)

@@ -88,6 +88,39 @@ def gate(t: torch.Tensor, width_fs: float) -> tuple[torch.Tensor, torch.Tensor]:
     return 1.0 - e, 2.0 * u / width_fs * e
 
 
+def features(q0: torch.Tensor, q0_dot: torch.Tensor, q_mean: torch.Tensor, q_std: torch.Tensor,
+             rate_std: torch.Tensor) -> torch.Tensor:
+    """Network inputs (..., F): scaled distances and angles, sin and cos of the dihedrals,
+    scaled rates, from q0, q0_dot (..., N, 3) and the scaling (N, 3) of a model."""
+    z = (q0 - q_mean) / q_std
+    phi = q0[..., geo.DIHEDRAL]
+    return torch.cat([z[..., :2].flatten(-2), torch.sin(phi), torch.cos(phi),
+                      (q0_dot / rate_std).flatten(-2)], dim=-1)
+
+
+def basis_series(coef: torch.Tensor, times: torch.Tensor, n_basis: int, tc_fs: float
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """D(t) = sum_k c_k T_k(2t/tc - 1) and dD/dt from coefficients (..., B, 3N * n_basis)
+    (per coordinate, n_basis consecutive entries) at times (B, K) fs -> (..., B, K, 3N)."""
+    coef = coef.unflatten(-1, (-1, n_basis)).transpose(-1, -2)  # (..., B, n_basis, 3N)
+    phi, dphi_dx = chebyshev(2.0 * times / tc_fs - 1.0, n_basis)  # (B, K, n_basis)
+    return torch.matmul(phi, coef), torch.matmul(dphi_dx * (2.0 / tc_fs), coef)
+
+
+def gated(delta: torch.Tensor, d_delta: torch.Tensor, q0: torch.Tensor, q0_dot: torch.Tensor,
+          times: torch.Tensor, width_fs: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gate M(t) = delta f + q0 + (1 - f) q0_dot t and its exact time derivative.
+
+    delta, d_delta: (..., B, K, 3N), the scaled correction and its rate; q0, q0_dot:
+    (B, N, 3); times: (B, K) fs -> q(t), q_dot(t) (..., B, K, N, 3)."""
+    f, df = gate(times, width_fs)
+    f, df, t = f.unsqueeze(-1), df.unsqueeze(-1), times.unsqueeze(-1)
+    m0, v0 = q0.flatten(-2).unsqueeze(-2), q0_dot.flatten(-2).unsqueeze(-2)
+    q = delta * f + m0 + (1.0 - f) * v0 * t
+    q_dot = d_delta * f + delta * df + (1.0 - f) * v0 - df * v0 * t
+    return q.unflatten(-1, (-1, 3)), q_dot.unflatten(-1, (-1, 3))
+
+
 class GICnet(nn.Module):
     """One GICnet model for one molecule (fixed IC definition and masses)."""
 
@@ -119,10 +152,7 @@ class GICnet(nn.Module):
 
     def features(self, q0: torch.Tensor, q0_dot: torch.Tensor) -> torch.Tensor:
         """(B, N, 3) coordinates and rates -> (B, F) network inputs (without t)."""
-        z = (q0 - self.q_mean) / self.q_std
-        phi = q0[..., geo.DIHEDRAL]
-        return torch.cat([z[..., :2].flatten(-2), torch.sin(phi), torch.cos(phi),
-                          (q0_dot / self.rate_std).flatten(-2)], dim=-1)
+        return features(q0, q0_dot, self.q_mean, self.q_std, self.rate_std)
 
     def correction(self, q0: torch.Tensor, q0_dot: torch.Tensor, times: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,12 +162,9 @@ class GICnet(nn.Module):
         return self._time_correction(q0, q0_dot, times)
 
     def _basis_correction(self, q0, q0_dot, times):
-        """One MLP pass per row: coefficients (B, n_basis, 3N), then the basis at each time."""
-        n_basis, tc = self.config.n_basis, self.config.tc_fs
-        coef = self.net(self.features(q0, q0_dot))  # (B, 3N * n_basis)
-        coef = coef.reshape(-1, 3 * self.icdef.n_atoms, n_basis).transpose(-1, -2)
-        phi, dphi_dx = chebyshev(2.0 * times / tc - 1.0, n_basis)  # (B, K, n_basis)
-        return torch.matmul(phi, coef), torch.matmul(dphi_dx * (2.0 / tc), coef)
+        """One MLP pass per row: coefficients (B, 3N * n_basis), then the basis at each time."""
+        coef = self.net(self.features(q0, q0_dot))
+        return basis_series(coef, times, self.config.n_basis, self.config.tc_fs)
 
     def _time_correction(self, q0, q0_dot, times):
         """The paper's head: the MLP (and its tangent) at every time."""
@@ -151,17 +178,9 @@ class GICnet(nn.Module):
     def internal(self, q0: torch.Tensor, q0_dot: torch.Tensor, times: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """q0, q0_dot (B, N, 3), times (B, K) fs -> q(t), q_dot(t) (B, K, N, 3)."""
-        n = self.icdef.n_atoms
         out, d_out = self.correction(q0, q0_dot, times)
-        scale = self.out_scale.reshape(3 * n)
-        delta, d_delta = out * scale, d_out * scale
-        f, df = gate(times, self.config.gate_width_fs)
-        f, df, t = f.unsqueeze(-1), df.unsqueeze(-1), times.unsqueeze(-1)
-        m0, v0 = q0.flatten(-2).unsqueeze(1), q0_dot.flatten(-2).unsqueeze(1)
-        q = delta * f + m0 + (1.0 - f) * v0 * t
-        q_dot = d_delta * f + delta * df + (1.0 - f) * v0 - df * v0 * t
-        shape = q.shape[:-1] + (n, 3)
-        return q.reshape(shape), q_dot.reshape(shape)
+        scale = self.out_scale.flatten()
+        return gated(out * scale, d_out * scale, q0, q0_dot, times, self.config.gate_width_fs)
 
     def forward(self, positions: torch.Tensor, velocities: torch.Tensor, times: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,7 @@ Settings live in ``recipes/ethanol_model.json``.  ``train`` runs ``gicnet train`
 data recipe's train split: first the shared energy model, then every member (one after
 the other, or with ``--parallel`` in one process each, e.g. on a GPU).  An interrupted
 ``train`` continues where it stopped (``gicnet train --resume``).  ``export`` writes
-``member_K.onnx`` for every member and ``initial.extxyz``: frame 0 of every held-out
+``ensemble.onnx`` (all members in one file), ``members/member_K.onnx`` and ``initial.extxyz``: frame 0 of every held-out
 trajectory (the example starts of ``gicnet propagate``).  ``report`` measures every
 member on the held-out trajectories over 0-10 fs and writes ``report.json`` beside the
 exported models.
@@ -88,13 +88,15 @@ def train(settings: dict, device: str, parallel: bool, time_budget_s: float | No
 
 
 def export(settings: dict) -> None:
-    """Every member to ONNX, plus the held-out initial conditions."""
+    """The ensemble as one ensemble file (what the runtime loads by default), every member
+    as its own file under ``members/``, plus the held-out initial conditions."""
     out = ROOT / settings["export_dir"]
     segment = settings.get("unroll_segment_fs")
-    subprocess.run([sys.executable, str(ROOT / "cli.py"), "export",
-                    str(ROOT / settings["run_dir"]), "--out", str(out)]
-                   + ([] if segment is None else ["--unroll-segment-fs", str(segment)]),
-                   check=True)
+    for folder, layout in ((out, "ensemble"), (out / "members", "members")):
+        subprocess.run([sys.executable, str(ROOT / "cli.py"), "export",
+                        str(ROOT / settings["run_dir"]), "--out", str(folder), "--layout", layout]
+                       + ([] if segment is None else ["--unroll-segment-fs", str(segment)]),
+                       check=True)
     init = settings["initial_conditions"]
     write_trajectory(initial_conditions(data_files(settings, init["split"]), init["frame"]),
                      out / "initial.extxyz")

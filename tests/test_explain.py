@@ -94,9 +94,9 @@ def test_completeness_on_the_shipped_model():
     change = result.output - result.baseline_output
     assert abs(result.completeness_error) < 1e-3 * abs(change) + 1e-5
     # F(input) is the members' mean dihedral of the lab-frame prediction at t.
-    direct = [coordinate.value(m.run(init.positions[:1], init.velocities[:1],
-                                     np.array([[10.0]]))["positions_t"][0, 0].astype(float))
-              for m in model.members]
+    direct = list(coordinate.value(model.run(init.positions[:1], init.velocities[:1],
+                                             np.array([[10.0]]))["positions_t"][:, 0, 0]
+                                   .astype(float)))
     mean = direct[0] + np.mean(internal.wrap_angle(np.array(direct) - direct[0]))
     assert internal.wrap_angle(result.output - mean) == pytest.approx(0.0, abs=1e-4)
 

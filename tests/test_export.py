@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from cli import main as cli_main
-from gicnet_runtime.description import FORMAT_VERSION, ModelDescription
+from gicnet_runtime.description import SINGLE_FORMAT_VERSION, ModelDescription
 from gicnet_runtime.model import load_model
 from gicnet_train.config import EnergyTrainConfig, TrainConfig
 from gicnet_train.export import INPUTS, OUTPUTS, export_member, export_run
@@ -41,7 +41,7 @@ def run_dir(short_md, tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(run_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("onnx")
-    paths = [p for p, _ in export_run(run_dir, folder)]
+    paths = [p for p, _ in export_run(run_dir, folder, layout="members")]
     return folder, paths
 
 
@@ -62,7 +62,7 @@ def test_metadata_describes_the_model(exported, run_dir, short_md):
     meta = ort.InferenceSession(str(path)).get_modelmeta().custom_metadata_map
     desc = ModelDescription.from_metadata(meta)
     run = json.loads((run_dir / "run.json").read_text())
-    assert desc.format_version == FORMAT_VERSION
+    assert desc.format_version == SINGLE_FORMAT_VERSION and desc.n_members is None
     assert list(desc.atomic_numbers) == short_md[0].atomic_numbers.tolist()
     np.testing.assert_allclose(desc.masses_amu, short_md[0].masses)
     assert [list(r) for r in desc.ic_rows] == run["ic_rows"]
@@ -174,7 +174,7 @@ def test_runtime_ensemble_predicts_like_torch(run_dir, exported, short_md):
     times = [2.0, 8.0]
     select = model.predict(traj.positions[:4], traj.velocities[:4], times, ensemble="select")
     mean = model.predict(traj.positions[:4], traj.velocities[:4], times)
-    torch_members = [load_member(run_dir, k)[0] for k in range(len(model.members))]
+    torch_members = [load_member(run_dir, k)[0] for k in range(model.n_members)]
     for b in range(4):
         with torch.no_grad():
             refs = [m(torch.tensor(traj.positions[b:b + 1], dtype=torch.float32),
@@ -224,7 +224,14 @@ def test_export_refuses_a_member_without_a_finite_validation_result(run_dir, tmp
 def test_exporting_an_ensemble_folder_removes_members_of_an_earlier_export(run_dir, tmp_path):
     """A folder is loaded as one ensemble: a stale member_5.onnx from another run would
     silently join it."""
-    shutil.copy(export_run(run_dir, tmp_path / "first")[0][0], tmp_path / "member_5.onnx")
-    paths = [p.name for p, _ in export_run(run_dir, tmp_path)]
-    assert sorted(p.name for p in tmp_path.glob("member_*.onnx")) == sorted(paths)
-    assert len(load_model(tmp_path, device="cpu").members) == 2
+    shutil.copy(export_run(run_dir, tmp_path / "first", layout="members")[0][0],
+                tmp_path / "member_5.onnx")
+    paths = [p.name for p, _ in export_run(run_dir, tmp_path, layout="members")]
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == sorted(paths)
+    assert load_model(tmp_path, device="cpu").n_members == 2
+    # The ensemble layout replaces the member files by one ensemble file, and back.
+    assert [p.name for p, _ in export_run(run_dir, tmp_path)] == ["ensemble.onnx"]
+    assert [p.name for p in tmp_path.glob("*.onnx")] == ["ensemble.onnx"]
+    assert load_model(tmp_path, device="cpu").n_members == 2
+    export_run(run_dir, tmp_path, layout="members")
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == sorted(paths)

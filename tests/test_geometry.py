@@ -47,7 +47,7 @@ def well_conditioned(pos: torch.Tensor, icdef: ICDefinition, min_deg: float = 8.
     p = [pts[:, rows[:, j]] for j in range(4)]
     ok = torch.ones(pos.shape[0], dtype=torch.bool)
     for a, b, c in ((p[0], p[1], p[2]), (p[1], p[2], p[3])):
-        ang = g.angle(g.Dual(a, a), g.Dual(b, b), g.Dual(c, c)).v
+        ang = g.angle(g.Dual(a, a), g.Dual(b, b), g.Dual(c, c)).v[..., 0]
         ok &= ((ang > np.radians(min_deg)) & (ang < np.radians(180 - min_deg))).all(1)
         ok &= ((a - b).norm(dim=-1) > 0.3).all(1) & ((b - c).norm(dim=-1) > 0.3).all(1)
     return ok

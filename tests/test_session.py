@@ -103,5 +103,6 @@ def test_chunked_run_equals_one_call(model_path):
     small = Session(model_path, device="cpu", max_chunk_bytes=1000).run(pos, vel, times)
     for name in whole:
         np.testing.assert_array_equal(small[name], whole[name])
-    np.testing.assert_allclose(whole["positions_t"],
+    assert whole["positions_t"].shape == (1, 6, 4, 9, 3)  # member axis first, M = 1
+    np.testing.assert_allclose(whole["positions_t"][0],
                                pos[:, None] + vel[:, None] * times[..., None, None], atol=1e-5)
