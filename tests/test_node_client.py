@@ -1,5 +1,10 @@
 """The Node.js client (clients/node) against the Python runtime on the shipped model.
 
+Single members, the shipped ensemble (a folder of member files and the ensemble file),
+ensemble files built here from the member files, and analytic ensembles whose member
+choices and backtracking are known: Node must choose the same member for every segment,
+step back as often and give the same frames as gicnet_runtime.
+
 Node and its packages are part of the test setup: the session fixture fails (never skips)
 when ``node`` or ``npm`` is missing, and installs the pinned packages with
 ``npm ci --ignore-scripts`` when clients/node/node_modules is absent or out of date.
@@ -21,8 +26,17 @@ from gicnet_runtime.trajio import read_trajectory
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT = ROOT / "clients" / "node"
 CLI = CLIENT / "src" / "cli.js"
-MEMBER = ROOT / "exported" / "ethanol" / "member_0.onnx"
-INIT = ROOT / "exported" / "ethanol" / "initial.extxyz"
+SHIPPED = ROOT / "exported" / "ethanol"
+#: The shipped members as single-network files: exported/ethanol/members/ when the shipped
+#: model is an ensemble file, else exported/ethanol/ itself (a folder of member files).
+MEMBERS_DIR = SHIPPED / "members" if (SHIPPED / "members").is_dir() else SHIPPED
+MEMBER_FILES = sorted(MEMBERS_DIR.glob("member_*.onnx"))
+MEMBER = MEMBER_FILES[0]
+#: The shipped ensemble file (format version 2).
+ENSEMBLE_FILE = SHIPPED / "ensemble.onnx"
+INIT = SHIPPED / "initial.extxyz"
+#: Metadata keys that only ensemble files carry.
+ENSEMBLE_KEYS = {"gicnet.n_members", "gicnet.member_validation"}
 #: Largest position difference between the Node and Python frames, Å (the issue's bound).
 POSITION_TOL_A = 1e-5
 #: Velocities and energies: the same float32 graph and float64 restoration on both sides.
@@ -105,6 +119,33 @@ def _assert_same_frames(t: dict, ref) -> None:
                                    atol=ENERGY_TOL_EV)
 
 
+def _assert_same_choices(t: dict, ref) -> None:
+    """A Node trajectory (JSON) made the Python one's choices: the member of every segment,
+    the backtracks, the segments over the threshold, their energy errors and any failure."""
+    for key in ("segment_members", "backtracks", "segments_over_threshold"):
+        assert np.asarray(t[key]).tolist() == ref.info[key], key
+    if "segment_energy_error_eV" in ref.info:
+        np.testing.assert_allclose(t["segment_energy_error_eV"],
+                                   ref.info["segment_energy_error_eV"], rtol=0, atol=ENERGY_TOL_EV)
+    else:
+        assert "segment_energy_error_eV" not in t
+    assert ("failure" in t) == ("failure" in ref.info)
+    if "failure" in ref.info:
+        assert ref.info["failure"].endswith(t["failure"])
+
+
+def _max_differences(frames: list[dict], expected) -> dict[str, float]:
+    """Largest Node - Python differences over all trajectories: positions Å, velocities
+    Å/fs, potential and kinetic energies eV."""
+    pairs = {"positions_A": ("positions", "positions"),
+             "velocities_A_per_fs": ("velocities", "velocities"),
+             "potential_eV": ("potential_energy_eV", "potential_energy"),
+             "kinetic_eV": ("kinetic_energy_eV", "kinetic_energy")}
+    return {name: max(float(np.max(np.abs(np.asarray(t[a], dtype=float) - getattr(r, b))))
+                      for t, r in zip(frames, expected, strict=True))
+            for name, (a, b) in pairs.items()}
+
+
 def _unroll_args(restore_energy: bool | None, segment_fs: float | None) -> list[str]:
     """The Node client's options for Python's ``restore_energy`` and ``segment_fs``
     (None: leave the default to the client)."""
@@ -123,7 +164,17 @@ def _assert_info_is_description(node: str, path: Path, description) -> dict:
 
 
 def test_info_is_the_python_description(node, model):
-    _assert_info_is_description(node, MEMBER, model.description)
+    info = _assert_info_is_description(node, MEMBER, model.description)
+    assert info["n_members"] is None and info["model_members"] == 1
+
+
+def test_default_model_is_the_shipped_folder(node):
+    """Without --model the client opens exported/ethanol as Python's load_model() does:
+    every .onnx file there, the same members."""
+    shipped = load_model(device="cpu")
+    info = json.loads(run_ok(node, "info").stdout)
+    assert [Path(p).resolve() for p in info["model_files"]] == [p.resolve() for p in shipped.paths]
+    assert info["model_members"] == shipped.n_members >= 2
 
 
 def test_info_without_unroll_segment_fs_says_null(node, tmp_path):
@@ -178,12 +229,11 @@ def test_unrolled_segments_match_python(node, model, initial, tmp_path, restore_
     assert len(frames) == len(expected)
     for t, ref in zip(frames, expected, strict=True):
         assert "failure" not in t and "failure" not in ref.info
-        assert len(ref.info["segment_members"]) == SEGMENTS
+        assert ref.info["segment_members"] == [0] * SEGMENTS
         # frame 0 is the file's state: ASE momenta -> Å/fs exactly as the Python reader
         np.testing.assert_array_equal(t["velocities"][0], ref.velocities[0])
         _assert_same_frames(t, ref)
-        np.testing.assert_allclose(t["segment_energy_error_eV"],
-                                   ref.info["segment_energy_error_eV"], rtol=0, atol=ENERGY_TOL_EV)
+        _assert_same_choices(t, ref)
 
 
 _RESTORE_SCRIPT = """
@@ -293,17 +343,25 @@ def test_single_json_state_is_one_trajectory(node, model, initial, tmp_path):
                                atol=POSITION_TOL_A)
 
 
+#: A single member and its starts (initial.extxyz lies in the shipped folder, not next to it).
+ON_MEMBER = ["--model", str(MEMBER), "--init", str(INIT)]
+
+
 @pytest.mark.parametrize("args, message", [
     (["predict", "--model", "missing.onnx", "--times", "1"], "model file not found"),
-    (["predict", "--model", str(MEMBER), "--times", "11"], "within the segment [0, 10]"),
-    (["propagate", "--model", str(MEMBER), "--segments", "0", "--dt-fs", "1"],
+    (["predict", *ON_MEMBER, "--times", "11"], "within the segment [0, 10]"),
+    (["propagate", *ON_MEMBER, "--segments", "0", "--dt-fs", "1"],
      "--segments must be a positive integer"),
-    (["propagate", "--model", str(MEMBER), "--segments", "1", "--dt-fs", "1",
-      "--segment-fs", "0"], "--segment-fs must be a positive number"),
-    (["propagate", "--model", str(MEMBER), "--segments", "1", "--dt-fs", "1",
-      "--segment-fs", "1000"], "segment length must lie in (0,"),
-    (["propagate", "--model", str(MEMBER), "--segments", "1", "--dt-fs", "1",
-      "--restore-energy", "--no-restore-energy"], "not both"),
+    (["propagate", *ON_MEMBER, "--segments", "1", "--dt-fs", "1", "--segment-fs", "0"],
+     "--segment-fs must be a positive number"),
+    (["propagate", *ON_MEMBER, "--segments", "1", "--dt-fs", "1", "--segment-fs", "1000"],
+     "segment length must lie in (0,"),
+    (["propagate", *ON_MEMBER, "--segments", "1", "--dt-fs", "1", "--restore-energy",
+      "--no-restore-energy"], "not both"),
+    (["propagate", *ON_MEMBER, "--segments", "1", "--dt-fs", "1", "--energy-threshold-eV", "0"],
+     "--energy-threshold-eV must be a positive number"),
+    (["predict", *ON_MEMBER, "--times", "1", "--ensemble", "median"],
+     "ensemble must be one of mean, select"),
     (["frobnicate"], "unknown command"),
 ])
 def test_errors_are_one_line_with_exit_code_1(node, args, message):
@@ -340,13 +398,19 @@ def test_wrong_atoms_are_refused(node, initial, tmp_path):
 
 
 def test_contract_doc_lists_every_metadata_key():
-    """docs/onnx-contract.md's metadata table names exactly the shipped file's keys."""
+    """docs/onnx-contract.md's metadata table names exactly the shipped files' keys: those
+    of a member file and those of the ensemble file."""
     import onnx
 
     doc = (ROOT / "docs" / "onnx-contract.md").read_text()
     documented = set(re.findall(r"^\| `(gicnet\.[a-z_A-Z]+)` \|", doc, flags=re.MULTILINE))
-    shipped = {p.key for p in onnx.load(str(MEMBER), load_external_data=False).metadata_props}
-    assert documented == shipped
+    keys = lambda path: {p.key for p in onnx.load(str(path), load_external_data=False)  # noqa: E731
+                         .metadata_props}
+    member = keys(MEMBER)
+    assert not member & ENSEMBLE_KEYS
+    ensemble = keys(ENSEMBLE_FILE)
+    assert documented == member | ensemble
+    assert ENSEMBLE_KEYS <= ensemble
 
 
 @pytest.mark.parametrize("spec, fails", [
@@ -380,11 +444,336 @@ def test_analytic_models_unroll_like_python(node, tmp_path, spec, fails):
         frames = _frames(out)
         for t, ref in zip(frames, expected, strict=True):
             _assert_same_frames(t, ref)
+            _assert_same_choices(t, ref)
             assert ("failure" in ref.info) == fails == ("failure" in t)
-            if fails:
-                assert ref.info["failure"].endswith(t["failure"])
         kinetic.append(np.stack([t["kinetic_energy_eV"] for t in frames]))
     if len(kinetic) == 2:
         # the model gains 0.01 eV per segment; restoration takes it out of the velocities
         # (a client without restoration would match the second run, not the first)
         assert np.max(np.abs(kinetic[0] - kinetic[1])) > 100 * ENERGY_TOL_EV
+
+
+# --- ensembles -------------------------------------------------------------------------
+
+
+def _ensemble_file(members: list[Path], path: Path) -> Path:
+    """An ensemble file (format version 2) of the given member files, built the simple way:
+    the member graphs side by side on the shared inputs, each output stacked on a leading
+    member axis (Unsqueeze + Concat), member 0's metadata with ``gicnet.n_members``."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    loaded = [onnx.load(str(p)) for p in members]
+    graphs = [onnx.compose.add_prefix(m, f"m{i}_", rename_inputs=False).graph
+              for i, m in enumerate(loaded)]
+    nodes = [n for g in graphs for n in g.node]
+    inits = [t for g in graphs for t in g.initializer]
+    inits.append(helper.make_tensor("member_axis", TensorProto.INT64, [1], [0]))
+    outputs = []
+    for out in loaded[0].graph.output:
+        stacked = []
+        for i in range(len(graphs)):
+            stacked.append(f"m{i}_{out.name}_stacked")
+            nodes.append(helper.make_node("Unsqueeze", [f"m{i}_{out.name}", "member_axis"],
+                                          [stacked[-1]]))
+        nodes.append(helper.make_node("Concat", stacked, [out.name], axis=0))
+        outputs.append(helper.make_tensor_value_info(out.name, TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "ensemble", list(loaded[0].graph.input), outputs,
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=list(loaded[0].opset_import))
+    model.ir_version = loaded[0].ir_version
+    props = {p.key: p.value for p in loaded[0].metadata_props}
+    props.update({"gicnet.format_version": "2", "gicnet.n_members": json.dumps(len(members)),
+                  "gicnet.member_validation": json.dumps(
+                      [json.loads({p.key: p.value for p in m.metadata_props}
+                                  .get("gicnet.validation", "{}")) for m in loaded])})
+    helper.set_model_props(model, props)
+    onnx.save(model, str(path))
+    return path
+
+
+def _with_metadata(source: Path, target: Path, **changes) -> Path:
+    """A copy of model file ``source`` at ``target`` with metadata values replaced
+    (``gicnet.<key>`` = JSON of each value; None removes the key)."""
+    import onnx
+
+    model = onnx.load(str(source))
+    props = {p.key: p.value for p in model.metadata_props}
+    for key, value in changes.items():
+        if value is None:
+            props.pop(f"gicnet.{key}", None)
+        else:
+            props[f"gicnet.{key}"] = json.dumps(value)
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, props)
+    onnx.save(model, str(target))
+    return target
+
+
+def _assert_unrolls_like_python(node, node_model: Path, python_model, initial, out: Path,
+                                energy_threshold_eV: float | None = None) -> list:
+    """Node's --model ``node_model`` against Python's ``python_model`` over SEGMENTS
+    segments of the model's default length; returns Python's trajectories."""
+    args = [] if energy_threshold_eV is None else ["--energy-threshold-eV",
+                                                   repr(energy_threshold_eV)]
+    run_ok(node, "propagate", "--model", str(node_model), "--init", str(INIT),
+           "--segments", str(SEGMENTS), "--dt-fs", str(DT_FS), "--out", str(out), *args)
+    document = json.loads(out.read_text())
+    kwargs = {} if energy_threshold_eV is None else {"energy_threshold_eV": energy_threshold_eV}
+    length_fs = python_model.description.default_segment_fs
+    expected = python_model.propagate(initial.positions, initial.velocities,
+                                      SEGMENTS * length_fs, DT_FS, **kwargs)
+    assert len(document["members"]) == python_model.n_members
+    frames = _frames(out)
+    for t, ref in zip(frames, expected, strict=True):
+        assert len(ref.info["segment_members"]) == SEGMENTS and "failure" not in ref.info
+        _assert_same_frames(t, ref)
+        _assert_same_choices(t, ref)
+    print("max |Node - Python|:", _max_differences(frames, expected))
+    return expected
+
+
+@pytest.fixture(scope="module")
+def members():
+    """The shipped ensemble's members as single files (Python)."""
+    model = load_model(MEMBERS_DIR, device="cpu")
+    assert model.n_members >= 2 and model.paths == MEMBER_FILES
+    return model
+
+
+def test_members_folder_unrolls_like_python(node, members, initial, tmp_path):
+    """A folder of member files: every member predicts every segment and the one with the
+    smallest energy error is used; both members get used somewhere."""
+    expected = _assert_unrolls_like_python(node, MEMBERS_DIR, members, initial,
+                                           tmp_path / "folder.json")
+    used = {m for ref in expected for m in ref.info["segment_members"]}
+    assert used == set(range(members.n_members))
+
+
+def test_ensemble_file_unrolls_like_python(node, initial, tmp_path):
+    """The shipped ensemble file (members on a leading output axis) against Python on the
+    same file."""
+    model = load_model(ENSEMBLE_FILE, device="cpu")
+    assert model.n_members >= 2 and model.description.n_members == model.n_members
+    info = json.loads(run_ok(node, "info", "--model", str(ENSEMBLE_FILE)).stdout)
+    assert info["n_members"] == info["model_members"] == model.n_members
+    assert info["format_version"] == 2
+    _assert_unrolls_like_python(node, ENSEMBLE_FILE, model, initial, tmp_path / "file.json")
+
+
+def test_built_ensemble_file_and_mixed_folder_unroll_like_python(node, initial, tmp_path):
+    """Ensemble files built here from the member files: one of the members in reverse order
+    runs like the list of those files, and a folder of a one-member ensemble file and a
+    single file (name order) like the same list: members are the files' members in order."""
+    reverse = MEMBER_FILES[::-1]
+    python = load_model(reverse, device="cpu")
+    built = _ensemble_file(reverse, tmp_path / "reverse.onnx")
+    _assert_unrolls_like_python(node, built, python, initial, tmp_path / "built.json")
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    _ensemble_file(reverse[:1], folder / "a_ensemble_of_one.onnx")
+    shutil.copy(reverse[1], folder / "b_single.onnx")
+    _assert_unrolls_like_python(node, folder, python, initial, tmp_path / "mixed.json")
+    document = json.loads((tmp_path / "mixed.json").read_text())
+    assert document["members"] == ["a_ensemble_of_one.onnx[0]", "b_single.onnx"]
+
+
+def test_default_model_unrolls_like_python(node, initial, tmp_path):
+    """No --model, no --init: the shipped ensemble and its starts, as Python's defaults."""
+    out = tmp_path / "default.json"
+    run_ok(node, "propagate", "--segments", str(SEGMENTS), "--dt-fs", str(DT_FS), "--out", str(out))
+    model = load_model(device="cpu")
+    expected = model.propagate(initial.positions, initial.velocities,
+                               SEGMENTS * model.description.default_segment_fs, DT_FS)
+    for t, ref in zip(_frames(out), expected, strict=True):
+        _assert_same_frames(t, ref)
+        _assert_same_choices(t, ref)
+
+
+def test_small_energy_threshold_backtracks_like_python(node, members, initial, tmp_path):
+    """A threshold at the median segment error of a default run: members get rejected,
+    previous segments switch member, and segments are accepted over the threshold; Node
+    makes every one of these choices as Python does."""
+    length_fs = members.description.default_segment_fs
+    default = members.propagate(initial.positions, initial.velocities, SEGMENTS * length_fs,
+                                DT_FS)
+    threshold = float(np.median([e for ref in default
+                                 for e in ref.info["segment_energy_error_eV"]]))
+    expected = _assert_unrolls_like_python(node, MEMBERS_DIR, members, initial,
+                                           tmp_path / "strict.json", threshold)
+    assert sum(ref.info["backtracks"] for ref in expected) > 0
+    assert any(ref.info["segments_over_threshold"] for ref in expected)
+    changed = [ref.info["segment_members"] != d.info["segment_members"]
+               for ref, d in zip(expected, default)]
+    assert any(changed)
+
+
+@pytest.fixture(scope="module")
+def analytic(tmp_path_factory):
+    """Analytic member files (tests/onnx_fixtures.py) whose energy errors and failures are
+    known; the poisoned ones predict NaN from a damaged start (test_robust_propagate.py)."""
+    from tests.onnx_fixtures import write_model
+    from tests.test_robust_propagate import _poisoned_model
+
+    folder = tmp_path_factory.mktemp("analytic")
+    specs = {
+        "err30": {"energy_error_eV": 0.03}, "err10": {"energy_error_eV": 0.01},
+        "err_neg20": {"energy_error_eV": -0.02}, "err100": {"energy_error_eV": 0.1},
+        "cheap_damaging": {"energy_error_eV": 0.01, "damage": 1.0},
+        "costly_clean": {"energy_error_eV": 0.03, "damage": 0.0},
+        "nan": {"nan_after_fs": 5.0}, "free": {}, "explode": {"growth": 1.0},
+        "no_energy_a": {"has_energy": False},
+        "no_energy_b": {"has_energy": False, "energy_error_eV": 1.0},
+    }
+    paths = {name: write_model(folder / f"{name}.onnx", **kw) for name, kw in specs.items()}
+    paths["poison_cheap"] = _poisoned_model(folder / "poison_cheap.onnx", 0.01, 1.0)
+    paths["poison_clean"] = _poisoned_model(folder / "poison_clean.onnx", 0.03, 0.0)
+    return paths
+
+
+@pytest.mark.parametrize("names, threshold_eV, members, backtracks, fails", [
+    (("err30", "err10", "err_neg20"), None, [1, 1, 1, 1, 1], 0, False),
+    (("cheap_damaging", "costly_clean"), 0.5, [1, 1, 1, 1, 0], 4, False),
+    (("poison_cheap", "poison_clean"), None, [1, 1, 1, 1, 0], 4, False),
+    (("poison_cheap", "poison_cheap"), None, [1], 1, True),
+    (("err100", "err30"), 0.02, [1, 1, 1, 1, 1], 0, False),
+    (("nan", "free"), None, [1, 1, 1, 1, 1], 0, False),
+    (("nan", "explode"), None, [1, 1], 0, True),
+    (("no_energy_b", "no_energy_a"), None, [0, 0, 0, 0, 0], 0, False),
+], ids=["smallest-error", "backtrack", "backtrack-avoids-nan", "backtrack-then-stop",
+        "over-threshold", "nan-member", "all-fail", "no-energy"])
+def test_analytic_ensembles_choose_like_python(node, analytic, tmp_path, names, threshold_eV,
+                                               members, backtracks, fails):
+    """Member choice, backtracking (including a previous segment left switched when every
+    attempt fails), acceptance over the threshold, failures and models without energy,
+    against Python on folders of analytic members; the extended XYZ output carries the
+    same choices in its first frame's gicnet_info."""
+    from tests.test_robust_propagate import POSITIONS, TRANSLATIONS
+
+    folder = tmp_path / "ensemble"
+    folder.mkdir()
+    for i, name in enumerate(names):
+        shutil.copy(analytic[name], folder / f"m{i}_{name}.onnx")
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"positions": POSITIONS.tolist(),
+                                 "velocities": TRANSLATIONS.tolist()}))
+    model = load_model(folder, device="cpu")
+    kwargs = {} if threshold_eV is None else {"energy_threshold_eV": threshold_eV}
+    args = [] if threshold_eV is None else ["--energy-threshold-eV", repr(threshold_eV)]
+    expected = model.propagate(POSITIONS, TRANSLATIONS, 50.0, 1.0, **kwargs)
+    assert expected[0].info["segment_members"] == members
+    assert expected[0].info["backtracks"] == backtracks
+    assert ("failure" in expected[0].info) is fails
+    for ext in ("json", "extxyz"):
+        out = tmp_path / f"frames.{ext}"
+        run_ok(node, "propagate", "--model", str(folder), "--init", str(state), "--segments",
+               "5", "--dt-fs", "1", "--out", str(out), *args)
+        if ext == "json":
+            for t, ref in zip(_frames(out), expected, strict=True):
+                _assert_same_frames(t, ref)
+                _assert_same_choices(t, ref)
+            continue
+        for b, ref in enumerate(expected):
+            got = read_trajectory(tmp_path / f"frames_{b:03d}.extxyz")
+            np.testing.assert_allclose(got.positions, ref.positions, rtol=0, atol=POSITION_TOL_A)
+            for key in ("segment_members", "backtracks", "segments_over_threshold", "failure",
+                        "segment_fs", "energy_threshold_eV", "restore_energy"):
+                assert got.info.get(key) == ref.info.get(key), key
+            np.testing.assert_allclose(got.info.get("segment_energy_error_eV", []),
+                                       ref.info.get("segment_energy_error_eV", []), rtol=0,
+                                       atol=ENERGY_TOL_EV)
+
+
+@pytest.mark.parametrize("ensemble", ["mean", "select"])
+def test_ensemble_predict_matches_python(node, members, initial, tmp_path, ensemble):
+    """One segment from an ensemble: the members' mean and spread, or the selected member."""
+    out = tmp_path / "predict.json"
+    run_ok(node, "predict", "--model", str(MEMBERS_DIR), "--init", str(INIT),
+           "--times", PREDICT_TIMES_FS, "--ensemble", ensemble, "--out", str(out))
+    times = [float(t) for t in PREDICT_TIMES_FS.split(",")]
+    expected = members.predict(initial.positions, initial.velocities, times, ensemble=ensemble)
+    frames = _frames(out)
+    assert [t["member"] for t in frames] == expected.member.tolist()
+    if ensemble == "select":
+        assert len(set(expected.member.tolist())) > 1   # both members win somewhere
+    for b, t in enumerate(frames):
+        np.testing.assert_allclose(t["positions"], expected.positions[b], rtol=0,
+                                   atol=POSITION_TOL_A)
+        np.testing.assert_allclose(t["velocities"], expected.velocities[b], rtol=0,
+                                   atol=VELOCITY_TOL_A_PER_FS)
+        np.testing.assert_allclose(t["potential_energy_eV"], expected.potential_energy[b],
+                                   rtol=0, atol=ENERGY_TOL_EV)
+        if expected.spread_A is None:
+            assert "spread_A" not in t
+        else:
+            np.testing.assert_allclose(t["spread_A"], expected.spread_A[b], rtol=0,
+                                       atol=POSITION_TOL_A)
+
+
+#: Metadata edits that make a member another model's: (description -> changed keys).
+MIXED_UP = {
+    "other-molecule": lambda d: {"atomic_numbers": list(d.atomic_numbers[:-1]) + [9]},
+    "masses": lambda d: {"masses_amu": [m * (1 + 1e-5) for m in d.masses_amu]},
+    "tc": lambda d: {"tc_fs": d.tc_fs / 2, "unroll_segment_fs": d.tc_fs / 2},
+    "no-energy": lambda d: {"has_energy": False},
+}
+
+
+@pytest.mark.parametrize("kind", list(MIXED_UP))
+def test_mixed_up_members_are_refused_in_one_line(node, tmp_path, kind):
+    """A folder whose members disagree in atoms, masses (beyond 1e-6 relative), tc or energy
+    output: one line on stderr, exit code 1, as Python refuses it."""
+    from gicnet_runtime.errors import ModelError
+
+    changes = MIXED_UP[kind](load_model(MEMBER_FILES[1], device="cpu").description)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(MEMBER_FILES[0], folder / "member_0.onnx")
+    _with_metadata(MEMBER_FILES[1], folder / "member_1.onnx", **changes)
+    with pytest.raises(ModelError, match="differ in atoms, masses, tc or energy output"):
+        load_model(folder, device="cpu")
+    for command in (["info"], ["propagate", "--init", str(INIT), "--segments", "1",
+                               "--dt-fs", "1"]):
+        done = run_client(node, command[0], "--model", str(folder), *command[1:])
+        assert done.returncode == 1
+        assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+        assert ("ensemble members member_0.onnx and member_1.onnx differ in atoms, masses, tc "
+                "or energy output") in done.stderr
+
+
+def test_masses_within_the_tolerance_are_one_ensemble(node, tmp_path):
+    folder = tmp_path / "close"
+    folder.mkdir()
+    source = load_model(MEMBER_FILES[1], device="cpu").description
+    shutil.copy(MEMBER_FILES[0], folder / "member_0.onnx")
+    _with_metadata(MEMBER_FILES[1], folder / "member_1.onnx",
+                   masses_amu=[m * (1 + 1e-7) for m in source.masses_amu])
+    assert load_model(folder, device="cpu").n_members == 2
+    assert json.loads(run_ok(node, "info", "--model", str(folder)).stdout)["model_members"] == 2
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"format_version": 3}, "model format version 3 is newer than this client supports (2)"),
+    ({"n_members": 0, "format_version": 2}, "n_members must be an integer >= 1"),
+    ({"n_members": 2, "format_version": 1}, "an ensemble file (n_members) needs format_version"),
+    ({"n_members": 2, "format_version": 2}, "output positions_t has shape"),
+], ids=["newer-version", "zero-members", "ensemble-in-version-1", "no-member-axis"])
+def test_bad_ensemble_metadata_is_refused_in_one_line(node, tmp_path, changes, message):
+    """Versions above 2 are refused; n_members must be a positive integer of a version-2
+    file, and an ensemble file's outputs must carry the member axis."""
+    path = _with_metadata(MEMBER, tmp_path / "bad.onnx", **changes)
+    done = run_client(node, "predict", "--model", str(path), "--init", str(INIT), "--times", "1")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+    assert message in done.stderr
+
+
+def test_version_2_single_network_is_read(node, model, initial, tmp_path):
+    """A single network may carry format version 2 (no n_members): outputs without the
+    member axis."""
+    path = _with_metadata(MEMBER, tmp_path / "v2.onnx", format_version=2)
+    done = run_ok(node, "predict", "--model", str(path), "--init", str(INIT), "--times", "5")
+    frames = json.loads(done.stdout)["trajectories"]
+    expected = model.predict(initial.positions, initial.velocities, [5.0])
+    np.testing.assert_allclose([t["positions"] for t in frames], expected.positions, rtol=0,
+                               atol=POSITION_TOL_A)

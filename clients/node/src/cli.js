@@ -3,35 +3,44 @@
 /**
  * gicnet-node: run an exported GICnet model from Node.js.
  *
- *   node src/cli.js info      [--model FILE]
- *   node src/cli.js predict   [--model FILE] [--init FILE] --times SPEC      [--out FILE]
- *   node src/cli.js propagate [--model FILE] [--init FILE] --segments N --dt-fs DT
- *                             [--segment-fs L] [--restore-energy|--no-restore-energy] [--out FILE]
+ *   node src/cli.js info      [--model PATH]
+ *   node src/cli.js predict   [--model PATH] [--init FILE] --times SPEC [--ensemble mean|select]
+ *                             [--out FILE]
+ *   node src/cli.js propagate [--model PATH] [--init FILE] --segments N --dt-fs DT
+ *                             [--segment-fs L] [--restore-energy|--no-restore-energy]
+ *                             [--energy-threshold-eV E] [--out FILE]
  *
- * --model defaults to exported/ethanol/member_0.onnx, --init to initial.extxyz next to the
- * model; --out .json (all trajectories) or .extxyz (one file per trajectory), JSON on stdout
- * when absent.  propagate unrolls N segments of L fs (L defaults to the model's
- * unroll_segment_fs, else tc), so the trajectories last N·L fs.  Errors are one line on
- * stderr and exit code 1.
+ * --model is an .onnx file (one network or an ensemble file) or a folder (every *.onnx in it,
+ * an ensemble); it defaults to the shipped model folder exported/ethanol, --init to
+ * initial.extxyz in the model folder (next to a model file); --out .json (all trajectories)
+ * or .extxyz (one file per trajectory), JSON on stdout when absent.  propagate unrolls N
+ * segments of L fs (L defaults to the model's unroll_segment_fs, else tc), so the
+ * trajectories last N·L fs, choosing a member per segment as the Python runtime does.
+ * Errors are one line on stderr and exit code 1.
  */
+const fs = require('node:fs');
 const path = require('node:path');
 const {parseArgs} = require('node:util');
 const {Model} = require('./model');
 const {DEFAULT_INIT_NAME, readInitial} = require('./initial');
 const {framesDocument, writeFrames} = require('./output');
+const {ENERGY_THRESHOLD_EV} = require('./ensemble');
 const {propagate, unrollSettings} = require('./propagate');
 const {parseTimes} = require('./timegrid');
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
-const DEFAULT_MODEL = path.join(REPO_ROOT, 'exported', 'ethanol', 'member_0.onnx');
+/** The shipped model: every *.onnx in this folder (an ensemble). */
+const DEFAULT_MODEL = path.join(REPO_ROOT, 'exported', 'ethanol');
 const OPTIONS = {
   model: {type: 'string', default: DEFAULT_MODEL},
   init: {type: 'string'},
   times: {type: 'string'},
+  ensemble: {type: 'string', default: 'mean'},
   segments: {type: 'string'},
   'segment-fs': {type: 'string'},
   'restore-energy': {type: 'boolean'},
   'no-restore-energy': {type: 'boolean'},
+  'energy-threshold-eV': {type: 'string'},
   'dt-fs': {type: 'string'},
   out: {type: 'string'},
   threads: {type: 'string'},
@@ -39,10 +48,13 @@ const OPTIONS = {
 };
 
 const USAGE = `usage: gicnet-node <info|predict|propagate> [options]
-  --model FILE      exported model (.onnx) [${path.relative(process.cwd(), DEFAULT_MODEL)}]
+  --model PATH      exported model: an .onnx file (one network or an ensemble file) or a
+                    folder of them (an ensemble) [${path.relative(process.cwd(), DEFAULT_MODEL)}]
   --init FILE       initial conditions, extended XYZ with momenta or JSON
-                    [${DEFAULT_INIT_NAME} next to the model]
+                    [${DEFAULT_INIT_NAME} in the model folder, or next to the model file]
   --times SPEC      predict: times in the segment, fs: start:stop:step or t1,t2,...
+  --ensemble MODE   predict: an ensemble's answer: mean (of the members, with their
+                    spread) or select (the member with the smallest energy error) [mean]
   --segments N      propagate: number of segments to unroll (duration N·L)
   --segment-fs L    propagate: segment length L, fs, 0 < L <= tc
                     [the model's unroll_segment_fs, else tc]
@@ -50,6 +62,10 @@ const USAGE = `usage: gicnet-node <info|predict|propagate> [options]
                     propagate: start every segment with the trajectory's initial total
                     energy by scaling the stretch-and-bend velocities
                     [on for models with energy]
+  --energy-threshold-eV E
+                    propagate: a segment whose best member's total-energy error exceeds
+                    E eV steps back a segment to try the next member
+                    [${ENERGY_THRESHOLD_EV} (1 kcal/mol)]
   --dt-fs DT        propagate: output frame spacing, fs
   --out FILE        .json or .extxyz (default: JSON on stdout)
   --threads N       onnxruntime intra-op threads`;
@@ -75,6 +91,10 @@ function unrollOptions(values) {
   };
 }
 
+function isFolder(file) {
+  return fs.existsSync(file) && fs.statSync(file).isDirectory();
+}
+
 async function main(argv) {
   const {values, positionals} = parseArgs({args: argv, options: OPTIONS, allowPositionals: true});
   const command = positionals[0];
@@ -87,21 +107,30 @@ async function main(argv) {
     : positive(values.threads, 'threads', true);
   const model = await Model.load(values.model, {threads});
   if (command === 'info') {
-    return void process.stdout.write(JSON.stringify(model.description, null, 1) + '\n');
+    // the first file's description, and the model's files and member count
+    const info = {...model.description, model_files: model.paths, model_members: model.nMembers};
+    return void process.stdout.write(JSON.stringify(info, null, 1) + '\n');
   }
-  const init = values.init || path.join(path.dirname(values.model), DEFAULT_INIT_NAME);
+  const init = values.init || path.join(isFolder(values.model) ? values.model
+    : path.dirname(values.model), DEFAULT_INIT_NAME);
   const state = readInitial(init, model.description);
   let trajectories;
   let settings = {};
   if (command === 'predict') {
     if (values.times === undefined) throw new Error('predict needs --times');
-    trajectories = await model.predict(state, parseTimes(values.times));
+    trajectories = await model.predict(state, parseTimes(values.times),
+      {ensemble: values.ensemble});
   } else {
     const segments = positive(values.segments, 'segments', true);
     const dtFs = positive(values['dt-fs'], 'dt-fs');
     const unroll = unrollSettings(model.description, unrollOptions(values));
-    settings = {segment_fs: unroll.segmentFs, restore_energy: unroll.restoreEnergy};
-    trajectories = await propagate(model, state, segments * unroll.segmentFs, dtFs, unroll);
+    const thresholdEV = values['energy-threshold-eV'] === undefined ? ENERGY_THRESHOLD_EV
+      : positive(values['energy-threshold-eV'], 'energy-threshold-eV');
+    const durationFs = segments * unroll.segmentFs;
+    settings = {segment_fs: unroll.segmentFs, restore_energy: unroll.restoreEnergy,
+      energy_threshold_eV: thresholdEV, dt_fs: dtFs, duration_fs: durationFs};
+    trajectories = await propagate(model, state, durationFs, dtFs,
+      {...unroll, energyThresholdEV: thresholdEV});
   }
   if (values.out === undefined) {
     const doc = framesDocument(model, trajectories, command, settings);

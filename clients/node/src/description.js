@@ -3,7 +3,10 @@
  * The model description carried in the ONNX metadata: every key is `gicnet.<field>`, every
  * value JSON (gicnet_runtime/description.py).  Parsed and checked as the Python runtime does.
  */
-const FORMAT_VERSION = 1;
+/** Newest contract version read here: 2 (ensemble files); single networks may carry 1 or 2. */
+const FORMAT_VERSION = 2;
+/** Version from which a file may be an ensemble file (gicnet.n_members, a member axis). */
+const ENSEMBLE_FORMAT_VERSION = 2;
 const PREFIX = 'gicnet.';
 const HEADS = ['basis', 'time'];
 const REQUIRED = ['atomic_numbers', 'masses_amu', 'ic_rows', 'dummy_points_A', 'tc_fs',
@@ -13,8 +16,11 @@ const REQUIRED = ['atomic_numbers', 'masses_amu', 'ic_rows', 'dummy_points_A', '
  * Description from metadata_props ({key: JSON string}); throws for missing, malformed or
  * newer metadata.  Returns {atomic_numbers, masses_amu, ic_rows, dummy_points_A, tc_fs,
  * gate_width_fs, has_energy, frame, unroll_segment_fs (fs, or null: tc), head ("basis" or
- * "time"; absent: "time"), n_basis (or null), provenance, validation, format_version, units,
- * n_atoms}.  The head is informative: the graph's inputs and outputs are the same for both.
+ * "time"; absent: "time"), n_basis (or null), provenance, validation, n_members (an ensemble
+ * file's member count M, its outputs carrying a leading member axis; null: a single network),
+ * member_validation (an ensemble file's M members' validation objects, or null),
+ * format_version, units, n_atoms}.  The head is informative: the graph's inputs and outputs
+ * are the same for both.
  */
 function parseDescription(props) {
   if (!(PREFIX + 'format_version' in props)) {
@@ -40,7 +46,8 @@ function parseDescription(props) {
   const missing = REQUIRED.filter((k) => !(k in raw));
   if (missing.length) throw new Error(`model metadata lacks ${missing.join(', ')}`);
   const desc = {frame: 'initial-body-frame', unroll_segment_fs: null, head: 'time',
-    n_basis: null, provenance: {}, validation: {}, ...raw};
+    n_basis: null, provenance: {}, validation: {}, n_members: null, member_validation: null,
+    ...raw};
   check(desc);
   desc.n_atoms = desc.atomic_numbers.length;
   return desc;
@@ -64,6 +71,23 @@ function check(desc) {
     throw new Error('model metadata is malformed: a basis head needs n_basis >= 1, got '
       + JSON.stringify(desc.n_basis));
   }
+  if (desc.n_members !== null) {
+    if (!(Number.isInteger(desc.n_members) && desc.n_members >= 1)) {
+      throw new Error('model metadata is malformed: n_members must be an integer >= 1, got '
+        + JSON.stringify(desc.n_members));
+    }
+    if (desc.format_version < ENSEMBLE_FORMAT_VERSION) {
+      throw new Error('model metadata is malformed: an ensemble file (n_members) needs '
+        + `format_version >= ${ENSEMBLE_FORMAT_VERSION}, got ${desc.format_version}`);
+    }
+  }
+  const members = desc.member_validation;
+  if (members !== null && (desc.n_members === null || !Array.isArray(members)
+      || members.length !== desc.n_members
+      || !members.every((m) => m !== null && typeof m === 'object' && !Array.isArray(m)))) {
+    throw new Error('model metadata is malformed: member_validation must hold one object per '
+      + 'member');
+  }
   const segment = desc.unroll_segment_fs;
   if (segment !== null && !(typeof segment === 'number' && segment > 0 && segment <= desc.tc_fs)) {
     throw new Error('model metadata is malformed: unroll_segment_fs must lie in (0, tc_fs], '
@@ -71,9 +95,14 @@ function check(desc) {
   }
 }
 
+/** Number of members in the file described by `desc`: n_members, else 1 (a single network). */
+function membersIn(desc) {
+  return desc.n_members === null ? 1 : desc.n_members;
+}
+
 /** Segment length for unrolling when none is asked for: unroll_segment_fs, else tc, fs. */
 function defaultSegmentFs(desc) {
   return desc.unroll_segment_fs === null ? desc.tc_fs : desc.unroll_segment_fs;
 }
 
-module.exports = {FORMAT_VERSION, defaultSegmentFs, parseDescription};
+module.exports = {FORMAT_VERSION, defaultSegmentFs, membersIn, parseDescription};

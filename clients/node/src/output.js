@@ -17,14 +17,24 @@ const rows3 = (flat) => Array.from({length: flat.length / 3},
   (_, i) => [flat[3 * i], flat[3 * i + 1], flat[3 * i + 2]]);
 
 /**
+ * What a trajectory records besides its frames: propagate's per-segment choices (the member
+ * each accepted segment used, the backtracks, the segments over the energy threshold, their
+ * total-energy errors, eV) and failure; predict's member (-1: the ensemble mean) and spread_A.
+ */
+const TRAJECTORY_KEYS = ['segment_members', 'backtracks', 'segments_over_threshold',
+  'segment_energy_error_eV', 'failure', 'member', 'spread_A'];
+
+/**
  * The JSON document for trajectories of model `model` (see clients/node/README.md);
- * `settings`: how they were made ({segment_fs, restore_energy} for propagate).
+ * `settings`: how they were made ({segment_fs, restore_energy, energy_threshold_eV, dt_fs,
+ * duration_fs} for propagate).
  */
 function framesDocument(model, trajectories, command, settings = {}) {
   const desc = model.description;
   return {
     format: 'gicnet-frames', format_version: FRAMES_FORMAT_VERSION, command,
-    model: model.path, tc_fs: desc.tc_fs, ...settings, atomic_numbers: desc.atomic_numbers,
+    model: model.path, model_files: model.paths, members: model.memberNames,
+    tc_fs: desc.tc_fs, ...settings, atomic_numbers: desc.atomic_numbers,
     masses_amu: desc.masses_amu,
     units: {time: 'fs', positions: 'angstrom', velocities: 'angstrom/fs', energy: 'eV'},
     trajectories: trajectories.map((t) => {
@@ -36,11 +46,31 @@ function framesDocument(model, trajectories, command, settings = {}) {
         kinetic_energy_eV: t.kinetic_eV
           || t.velocities.map((v) => kineticEnergyEV(v, desc.masses_amu)),
       };
-      if (t.segment_energy_error_eV) out.segment_energy_error_eV = t.segment_energy_error_eV;
-      if (t.failure) out.failure = t.failure;
+      for (const key of TRAJECTORY_KEYS) {
+        if (t[key] !== undefined && t[key] !== null) out[key] = t[key];
+      }
       return out;
     }),
   };
+}
+
+/**
+ * The first frame's `gicnet_info` of trajectory `b` in extended XYZ, as
+ * gicnet_runtime.ase_formats writes it: the settings and the trajectory's records as
+ * "_JSON {...}" (ASCII, non-ASCII escaped as Python's json.dumps does), or hex-encoded JSON
+ * as `gicnet_info_hex` when the JSON holds a backslash (ASE's parser drops backslashes).
+ */
+function infoEntry(model, t, b, command, settings) {
+  const info = {engine: 'gicnet-node', command, models: model.memberNames,
+    tc_fs: model.description.tc_fs, ...settings};
+  for (const key of TRAJECTORY_KEYS) {
+    if (t[key] !== undefined && t[key] !== null) info[key] = t[key];
+  }
+  if (info.failure) info.failure = `trajectory ${b}: ${info.failure}`;
+  const text = JSON.stringify(info).replace(/[\u0080-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (text.includes('\\')) return {gicnet_info_hex: Buffer.from(text, 'utf8').toString('hex')};
+  return {gicnet_info: `_JSON ${text}`};
 }
 
 /** One path per trajectory: `out` itself for one, stem_000.ext, ... for more. */
@@ -51,8 +81,12 @@ function numberedPaths(out, count) {
   return Array.from({length: count}, (_, i) => `${stem}_${String(i).padStart(3, '0')}${ext}`);
 }
 
-/** Extended XYZ text of one trajectory: momenta = masses · (v · ASE time unit), as ASE. */
-function extxyzText(desc, t) {
+/**
+ * Extended XYZ text of trajectory `t` (number `b`): momenta = masses · (v · ASE time unit), as
+ * ASE; the first frame carries gicnet_info (infoEntry).
+ */
+function extxyzText(model, t, b, command, settings) {
+  const desc = model.description;
   const masses = desc.masses_amu;
   return t.time_fs.map((time, f) => {
     const momenta = Float64Array.from(t.velocities[f],
@@ -60,6 +94,7 @@ function extxyzText(desc, t) {
     const info = {time_fs: time};
     if (t.potential_eV) info.energy = t.potential_eV[f];
     info.kinetic_energy_eV = kineticEnergyEV(t.velocities[f], masses);
+    if (f === 0) Object.assign(info, infoEntry(model, t, b, command, settings));
     return formatFrame({numbers: desc.atomic_numbers, positions: t.positions[f], momenta,
       masses}, info);
   }).join('');
@@ -86,7 +121,8 @@ function writeFrames(model, trajectories, command, out, settings = {}) {
     throw new Error(`unknown output format ${JSON.stringify(ext)}: use .json or .extxyz`);
   }
   const paths = numberedPaths(out, trajectories.length);
-  paths.forEach((p, b) => writeAtomic(p, extxyzText(model.description, trajectories[b])));
+  paths.forEach((p, b) => writeAtomic(p,
+    extxyzText(model, trajectories[b], b, command, settings)));
   return paths;
 }
 

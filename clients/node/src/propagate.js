@@ -1,34 +1,41 @@
 'use strict';
 /**
- * Long trajectories from one model, unrolled segment by segment exactly as
- * gicnet_runtime/propagate.py does for a single member, in segments of length L
- * (0 < L <= tc; default the model's unroll_segment_fs, else tc):
+ * Long trajectories, unrolled segment by segment exactly as gicnet_runtime/propagate.py does,
+ * in segments of length L (0 < L <= tc; default the model's unroll_segment_fs, else tc), for
+ * all trajectories of a batch at once and every member of the model (one or an ensemble):
  *
- * 1. per segment, the graph is asked for ENERGY_CHECKS_PER_SEGMENT check times L/10 ... L,
- *    then the output frames that fall in the segment (local times, clipped to [0, L]);
+ * 1. every member predicts each trajectory's current segment at the output frames that fall
+ *    in it (local times, clipped to [0, L]), then at those of the ENERGY_CHECKS_PER_SEGMENT
+ *    check times L/10 ... L that are not already frames (rows padded with L to one width);
  * 2. every predicted frame's centre of mass is put back on its straight line
  *    com0 + p0/M · t and its velocities given back the initial linear momentum p0 and
  *    angular momentum L0 (float64, ./momentum.js);
- * 3. the restored state at t = L (the last check) starts the next segment, with energy
- *    restoration (on by default for models with energy) first giving its velocities back
- *    the initial total energy by scaling their stretch-and-bend part (./energyRestore.js);
- *    the frames stay as predicted;
- * 4. a non-finite prediction, an atom more than EXPLOSION_MARGIN_A beyond the initial
- *    molecule's extent or faster than MAX_SPEED_A_PER_FS stops that trajectory.
+ * 3. a member whose prediction is non-finite, has an atom more than EXPLOSION_MARGIN_A beyond
+ *    the initial molecule's extent or faster than MAX_SPEED_A_PER_FS, failed;
+ * 4. the members are ranked by total-energy error (./ensemble.js) and ./unroll.js accepts the
+ *    segment, steps back one segment to the previous segment's next member, or stops the
+ *    trajectory when every attempt failed;
+ * 5. with energy restoration (on by default for models with energy) each member's end state
+ *    first gets the trajectory's initial total energy back by scaling its stretch-and-bend
+ *    velocities (./energyRestore.js), before it can start the next segment; the frames stay
+ *    as predicted.
  *
- * A single model has no member to switch to, so each segment is accepted whatever its
- * total-energy error (which is reported, as in the Python runtime's info).
+ * The reference total energy of a trajectory is the members' mean potential energy at t = 0
+ * plus the initial kinetic energy; frame 0's potential energy is that of the member used for
+ * the first segment.
  */
 const mom = require('./momentum');
 const {restoreKineticEnergy, stretchBendCoordinates} = require('./energyRestore');
 const {defaultSegmentFs} = require('./description');
-const {formatG, frameTimes, segmentOf, unrollSegmentFs} = require('./timegrid');
+const {ENERGY_THRESHOLD_EV, Ranking, referenceEnergyEV, totalEnergyErrorEV} = require('./ensemble');
+const {TIME_RTOL, formatG, frameTimes, segmentOf, unrollSegmentFs} = require('./timegrid');
+const {Candidate, Unroll} = require('./unroll');
 
 const ENERGY_CHECKS_PER_SEGMENT = 10;
 const EXPLOSION_MARGIN_A = 10.0;
 const MAX_SPEED_A_PER_FS = 1.0;
 
-/** Largest atom distance from the centre of mass, Å. */
+/** Largest atom distance from the centre of mass, Å (NaN propagates, as numpy's max). */
 function extentA(pos, masses) {
   const com = mom.centreOfMass(pos, masses);
   let extent = 0;
@@ -38,6 +45,7 @@ function extentA(pos, masses) {
   return extent;
 }
 
+/** Largest atom speed, Å/fs. */
 function maxSpeed(vel) {
   let speed = 0;
   for (let i = 0; i < vel.length; i += 3) {
@@ -61,6 +69,21 @@ function framesPerSegment(durationFs, dtFs, segmentFs) {
 }
 
 /**
+ * One segment's local times to predict (propagate.py's _segment_times): its frames
+ * (`framesFs`, fs from the segment's start, clipped to [0, L]), then the check times
+ * (`checksFs`, the last one L = `segmentFs`) not already a frame within TIME_RTOL · L.
+ * Returns {times (fs), nFrames, end: the index of the time L}.
+ */
+function segmentTimes(framesFs, checksFs, segmentFs) {
+  const frames = framesFs.map((t) => Math.min(Math.max(t, 0), segmentFs));
+  const slack = TIME_RTOL * segmentFs;
+  const extra = checksFs.filter((c) => !frames.some((t) => Math.abs(c - t) <= slack));
+  const times = frames.concat(extra);
+  return {times, nFrames: frames.length,
+    end: times.findIndex((t) => Math.abs(t - segmentFs) <= slack)};
+}
+
+/**
  * How to unroll with model description `desc`: segmentFs (fs, undefined: the model's
  * unroll_segment_fs, else tc) checked to lie in (0, tc]; restoreEnergy (undefined: whether
  * the model has energy), refused for a model without energy.  Returns {segmentFs,
@@ -75,138 +98,189 @@ function unrollSettings(desc, {segmentFs, restoreEnergy} = {}) {
 }
 
 /**
- * Unroll B trajectories together.  state: {positions, velocities} (B Float64Arrays of N·3,
- * Å and Å/fs); durationFs, dtFs: length and frame spacing, fs; options: {segmentFs,
- * restoreEnergy} (see unrollSettings).  Returns B trajectories {time_fs, positions,
- * velocities (F Float64Arrays), potential_eV (F) or null, kinetic_eV (F),
- * segment_energy_error_eV, failure}.
+ * Unroll B trajectories together.  model: a Model (./model.js), one member or an ensemble;
+ * state: {positions, velocities} (B Float64Arrays of N·3, Å and Å/fs); durationFs, dtFs:
+ * length and frame spacing, fs; options: {segmentFs, restoreEnergy} (see unrollSettings) and
+ * energyThresholdEV (largest acceptable total-energy error of a segment, eV; default
+ * ENERGY_THRESHOLD_EV, 1 kcal/mol).  Returns B trajectories {time_fs, positions, velocities
+ * (F Float64Arrays), potential_eV (F) or null, kinetic_eV (F), segment_members (S: the member
+ * each accepted segment used), backtracks, segments_over_threshold (segment indices),
+ * segment_energy_error_eV (S) or null without energy, failure (or null)}, as the Python
+ * runtime's Trajectory and its info.
  */
 async function propagate(model, state, durationFs, dtFs, options = {}) {
-  const masses = Float64Array.from(model.description.masses_amu);
-  const settings = unrollSettings(model.description, options);
-  const length = settings.segmentFs;
-  const perSegment = framesPerSegment(durationFs, dtFs, length);
-  const checks = Array.from({length: ENERGY_CHECKS_PER_SEGMENT},
-    (_, k) => length * (k + 1) / ENERGY_CHECKS_PER_SEGMENT);
-  const restore = settings.restoreEnergy ? stretchBendCoordinates(model.description.ic_rows)
-    : null;
-  const trajectories = state.positions.map((p, b) => start(p, state.velocities[b], masses));
-  await initialPotential(model, state, trajectories, masses);
-  for (let s = 0; s < perSegment.length; s++) {
-    const active = trajectories.filter((t) => t.failure === null);
+  const desc = model.description;
+  const masses = Float64Array.from(desc.masses_amu);
+  const thresholdEV = options.energyThresholdEV ?? ENERGY_THRESHOLD_EV;
+  const settings = unrollSettings(desc, options);
+  const perSegment = framesPerSegment(durationFs, dtFs, settings.segmentFs);
+  if (!(thresholdEV > 0)) {
+    throw new Error(`energy threshold must be positive, got ${thresholdEV} eV`);
+  }
+  const unrolls = state.positions.map((p, b) => {
+    const v = state.velocities[b];
+    return new Unroll(p, v, mom.linearMomentum(v, masses), mom.angularMomentum(p, v, masses),
+      mom.centreOfMass(p, masses));
+  });
+  const potential0 = await initialPotential(model, state);
+  const reference = potential0 && state.velocities.map(
+    (v, b) => referenceEnergyEV(potential0.map((row) => row[b]), v, masses));
+  const limits = state.positions.map((p) => extentA(p, masses) + EXPLOSION_MARGIN_A);
+  const step = new Step(model, masses, settings.segmentFs, perSegment,
+    settings.restoreEnergy ? stretchBendCoordinates(desc.ic_rows) : null);
+  for (;;) {
+    const active = unrolls.map((_, i) => i).filter(
+      (i) => unrolls[i].failure === null && unrolls[i].segment < perSegment.length);
     if (!active.length) break;
-    const t0 = s * length;
-    const local = checks.concat(perSegment[s].map((t) => Math.min(Math.max(t - t0, 0), length)));
-    const out = await model.run(active.map((t) => t.startPositions),
-      active.map((t) => t.startVelocities), active.map(() => local));
-    active.forEach((t, a) => accept(t, restoredFrames(out, a, local, t0, t),
-      {t0, t1: t0 + length}, perSegment[s], restore));
+    const candidates = await step.predict(active.map((i) => unrolls[i]),
+      reference && active.map((i) => reference[i]), active.map((i) => limits[i]));
+    active.forEach((i, a) => unrolls[i].offer(candidates[a], thresholdEV));
   }
-  return trajectories.map(finish);
+  return unrolls.map((u, b) => trajectory(u, b, masses, potential0));
 }
 
-function start(positions, velocities, masses) {
-  return {
-    time_fs: [0], positions: [positions], velocities: [velocities], potential_eV: null,
-    momentum0: mom.linearMomentum(velocities, masses),
-    angular0: mom.angularMomentum(positions, velocities, masses),
-    com0: mom.centreOfMass(positions, masses),
-    limitA: extentA(positions, masses) + EXPLOSION_MARGIN_A,
-    startPositions: positions, startVelocities: velocities,
-    referenceEV: null, segment_energy_error_eV: [], failure: null, masses,
-  };
-}
-
-/** Potential energy at t = 0 (frame 0) and the reference total energy, per trajectory. */
-async function initialPotential(model, state, trajectories, masses) {
-  if (!model.description.has_energy) return;
-  const out = await model.run(state.positions, state.velocities, state.positions.map(() => [0]));
-  trajectories.forEach((t, b) => {
-    const e0 = out.energy_t[b];
+/**
+ * Each member's potential energy at t = 0: [M][B] eV, or null for a model without energy;
+ * throws for a non-finite one.
+ */
+async function initialPotential(model, state) {
+  if (!model.description.has_energy) return null;
+  const outs = await model.run(state.positions, state.velocities, state.positions.map(() => [0]));
+  const potential = outs.map((out) => Array.from(out.energy_t));
+  potential.forEach((row, m) => row.forEach((e0, b) => {
     if (!Number.isFinite(e0)) {
-      throw new Error('the model gives a non-finite potential energy at t = 0 for initial '
-        + `condition ${b}`);
+      throw new Error(`model ${model.memberNames[m]} gives a non-finite potential energy at `
+        + `t = 0 for initial condition ${b}`);
     }
-    t.potential_eV = [e0];
-    t.referenceEV = e0 + mom.kineticEnergyEV(t.velocities[0], masses);
-  });
+  }));
+  return potential;
+}
+
+/** One batched prediction of the current segment of several trajectories, by every member. */
+class Step {
+  /**
+   * masses (N) amu; segmentFs: L, fs; perSegment: each segment's frame times (fs);
+   * restore: the coordinates energy restoration scales (stretchBendCoordinates), or null.
+   */
+  constructor(model, masses, segmentFs, perSegment, restore) {
+    Object.assign(this, {model, masses, segmentFs, perSegment, restore});
+    const checks = Array.from({length: ENERGY_CHECKS_PER_SEGMENT},
+      (_, k) => segmentFs * (k + 1) / ENERGY_CHECKS_PER_SEGMENT);
+    this.layouts = perSegment.map((frames, s) => segmentTimes(
+      frames.map((t) => t - s * segmentFs), checks, segmentFs));
+  }
+
+  /**
+   * Every member's prediction of each trajectory's current segment: unrolls (A Unroll),
+   * reference (A) eV or null (no energy), limits (A) Å (largest allowed extent).  Returns A
+   * Candidates.
+   */
+  async predict(unrolls, reference, limits) {
+    const layouts = unrolls.map((u) => this.layouts[u.segment]);
+    const width = Math.max(...layouts.map((l) => l.times.length));
+    const local = layouts.map((l) => l.times.concat(
+      new Array(width - l.times.length).fill(this.segmentFs)));
+    const starts = unrolls.map((u) => u.start());
+    const outs = await this.model.run(starts.map((s) => s.positions),
+      starts.map((s) => s.velocities), local);
+    // per member m and row a: {positions, velocities (width frames), energy (width), error, reason}
+    const rows = outs.map((out) => unrolls.map((u, a) => this.restored(out, a, width, local[a],
+      u, reference && reference[a], limits[a])));
+    return unrolls.map((u, a) => this.candidate(u, layouts[a], rows.map((r) => r[a]),
+      reference && reference[a]));
+  }
+
+  /**
+   * Row `a` (local times `local`, fs, `width` of them) of one member's output `out` for
+   * trajectory `u`: centre of mass and momenta restored (float64; a row with any non-finite
+   * value is zeroed first, as Python does), its total-energy error (eV; 0 without energy,
+   * Infinity when failed) and why it failed ('' when it did not).
+   */
+  restored(out, a, width, local, u, referenceEV, limitA) {
+    const masses = this.masses;
+    const n3 = masses.length * 3;
+    const block = (data, size) => data.subarray(a * width * size, (a + 1) * width * size);
+    const rawPos = block(out.positions_t, n3);
+    const rawVel = block(out.velocities_t, n3);
+    const energy = referenceEV === null ? null : Array.from(block(out.energy_t, 1));
+    const finite = rawPos.every(Number.isFinite) && rawVel.every(Number.isFinite)
+      && (energy === null || energy.every(Number.isFinite));
+    const total = mom.totalMass(masses);
+    const t0 = u.segment * this.segmentFs;
+    const positions = [];
+    const velocities = [];
+    local.forEach((tLocal, j) => {
+      const frame = (raw) => (finite ? Float64Array.from(raw.subarray(j * n3, (j + 1) * n3))
+        : new Float64Array(n3));
+      const t = t0 + tLocal;
+      const com = [0, 1, 2].map((c) => u.com0[c] + u.momentum0[c] / total * t);
+      const pos = mom.restoreCentreOfMass(frame(rawPos), masses, com);
+      positions.push(pos);
+      velocities.push(mom.restoreMomentum(pos, frame(rawVel), masses, u.momentum0, u.angular0));
+    });
+    const reason = !finite ? 'non-finite prediction'
+      : Math.max(...positions.map((p) => extentA(p, masses))) > limitA ? 'exploding geometry'
+        : Math.max(...velocities.map(maxSpeed)) > MAX_SPEED_A_PER_FS
+          ? `an atom faster than ${MAX_SPEED_A_PER_FS} Å/fs` : '';
+    let error = energy === null ? 0 : totalEnergyErrorEV(energy, velocities, masses, referenceEV);
+    if (reason) error = Infinity;
+    return {positions, velocities, energy, error, reason};
+  }
+
+  /**
+   * The Candidate of trajectory `u` from every member's restored row `rows` (M): the frames,
+   * the end states (energy-restored when asked), the ranking and, when every member failed,
+   * why.
+   */
+  candidate(u, layout, rows, referenceEV) {
+    const {nFrames, end} = layout;
+    const endVelocities = rows.map((r) => {
+      if (!this.restore || referenceEV === null) return r.velocities[end];
+      const target = referenceEV - r.energy[end];
+      return restoreKineticEnergy(r.positions[end], r.velocities[end], this.masses, this.restore,
+        Number.isFinite(target) ? target : 0);
+    });
+    const ranking = new Ranking(rows.map((r) => r.error));
+    let failure = null;
+    if (!Number.isFinite(ranking.errorEV)) {
+      const t0 = u.segment * this.segmentFs;
+      failure = `${rows[ranking.member].reason} between t = ${formatG(t0)} and `
+        + `${formatG(t0 + this.segmentFs)} fs`;
+    }
+    return new Candidate({
+      times_fs: this.perSegment[u.segment],
+      positions: rows.map((r) => r.positions.slice(0, nFrames)),
+      velocities: rows.map((r) => r.velocities.slice(0, nFrames)),
+      potentialEV: referenceEV === null ? null : rows.map((r) => r.energy.slice(0, nFrames)),
+      endPositions: rows.map((r) => r.positions[end]), endVelocities,
+      ranking, members: rows.map((_, m) => m), failure,
+    });
+  }
 }
 
 /**
- * Row `a` of one graph call (local times `local`, segment start t0Fs) for trajectory `traj`:
- * K frames {positions, velocities (float64, centre of mass and momenta restored), energy,
- * finite}.
+ * One unrolled trajectory (propagate.py's _trajectory): the initial frame, then every accepted
+ * segment's frames; frame 0's potential energy is that of the first segment's member.
  */
-function restoredFrames(out, a, local, t0Fs, traj) {
-  const {masses, momentum0, angular0, com0} = traj;
-  const n3 = masses.length * 3;
-  const k = local.length;
-  const total = mom.totalMass(masses);
-  return local.map((tLocal, j) => {
-    const at = (a * k + j) * n3;
-    const rawPos = Float64Array.from(out.positions_t.subarray(at, at + n3));
-    const rawVel = Float64Array.from(out.velocities_t.subarray(at, at + n3));
-    const t = t0Fs + tLocal;
-    const com = [0, 1, 2].map((c) => com0[c] + momentum0[c] / total * t);
-    const positions = mom.restoreCentreOfMass(rawPos, masses, com);
-    const velocities = mom.restoreMomentum(positions, rawVel, masses, momentum0, angular0);
-    const energy = out.energy_t ? out.energy_t[a * k + j] : null;
-    const finite = [rawPos, rawVel].every((x) => x.every(Number.isFinite))
-      && (energy === null || Number.isFinite(energy));
-    return {positions, velocities, energy, finite};
-  });
-}
-
-/**
- * Take the segment's frames (the checks, then one per time of `frameTimesFs`) into
- * trajectory `t` and set the start of its next segment, or stop it with the reason.
- * span: {t0, t1}, the segment's interval, fs; restore: the coordinates energy restoration
- * scales (stretchBendCoordinates), or null for no restoration.
- */
-function accept(t, frames, span, frameTimesFs, restore) {
-  const reason = failureOf(frames, t);
-  if (reason) {
-    t.failure = `${reason} between t = ${formatG(span.t0)} and ${formatG(span.t1)} fs`;
-    return;
-  }
-  if (t.referenceEV !== null) {
-    const errors = frames.map(
-      (f) => Math.abs(f.energy + mom.kineticEnergyEV(f.velocities, t.masses) - t.referenceEV));
-    t.segment_energy_error_eV.push(Math.max(...errors));
-  }
-  const nChecks = ENERGY_CHECKS_PER_SEGMENT;
-  frameTimesFs.forEach((time, j) => {
-    const f = frames[nChecks + j];
-    t.time_fs.push(time);
-    t.positions.push(f.positions);
-    t.velocities.push(f.velocities);
-    if (t.potential_eV) t.potential_eV.push(f.energy);
-  });
-  const end = frames[nChecks - 1];
-  t.startPositions = end.positions;
-  // an accepted segment's energies are finite (failureOf), so the target is too
-  t.startVelocities = restore
-    ? restoreKineticEnergy(end.positions, end.velocities, t.masses, restore,
-      t.referenceEV - end.energy)
-    : end.velocities;
-}
-
-function failureOf(frames, t) {
-  if (frames.some((f) => !f.finite)) return 'non-finite prediction';
-  if (frames.some((f) => extentA(f.positions, t.masses) > t.limitA)) return 'exploding geometry';
-  if (frames.some((f) => maxSpeed(f.velocities) > MAX_SPEED_A_PER_FS)) {
-    return `an atom faster than ${MAX_SPEED_A_PER_FS} Å/fs`;
-  }
-  return null;
-}
-
-function finish(t) {
+function trajectory(u, b, masses, potential0) {
+  const parts = u.accepted.map((c) => c.frames());
+  const first = u.accepted.length ? u.accepted[0].member : 0;
+  const velocities = [u.velocities0].concat(...parts.map((p) => p.velocities));
   return {
-    time_fs: t.time_fs, positions: t.positions, velocities: t.velocities,
-    potential_eV: t.potential_eV,
-    kinetic_eV: t.velocities.map((v) => mom.kineticEnergyEV(v, t.masses)),
-    segment_energy_error_eV: t.segment_energy_error_eV, failure: t.failure,
+    time_fs: [0].concat(...parts.map((p) => p.times_fs)),
+    positions: [u.positions0].concat(...parts.map((p) => p.positions)),
+    velocities,
+    potential_eV: potential0 && [potential0[first][b]].concat(...parts.map((p) => p.potentialEV)),
+    kinetic_eV: velocities.map((v) => mom.kineticEnergyEV(v, masses)),
+    segment_members: u.accepted.map((c) => c.member),
+    backtracks: u.backtracks,
+    segments_over_threshold: u.overThreshold.slice(),
+    segment_energy_error_eV: potential0 && u.accepted.map((c) => c.errorEV),
+    failure: u.failure,
   };
 }
 
-module.exports = {ENERGY_CHECKS_PER_SEGMENT, framesPerSegment, propagate, unrollSettings};
+module.exports = {
+  ENERGY_CHECKS_PER_SEGMENT, EXPLOSION_MARGIN_A, MAX_SPEED_A_PER_FS, framesPerSegment, propagate,
+  segmentTimes, unrollSettings,
+};

@@ -11,4 +11,7 @@ const AMU_A2_PER_FS2_IN_EV = AMU_KG * 1e-20 / 1e-30 / E_CHARGE_C;
 /** ASE's time unit, Å·sqrt(amu/eV), in fs (≈ 10.1805 fs). */
 const ASE_TIME_UNIT_IN_FS = 1e15 * 1e-10 * Math.sqrt(AMU_KG / E_CHARGE_C);
 
-module.exports = {AMU_A2_PER_FS2_IN_EV, ASE_TIME_UNIT_IN_FS};
+/** 1 eV in kcal/mol, as ase.units (CODATA 2014) and gicnet_runtime/units.py. */
+const EV_IN_KCAL_PER_MOL = 23.060548012069496;
+
+module.exports = {AMU_A2_PER_FS2_IN_EV, ASE_TIME_UNIT_IN_FS, EV_IN_KCAL_PER_MOL};
