@@ -505,6 +505,51 @@ def graph_throughput(session, initial, n_batch_list: list[int], n_times: int, te
     return rows
 
 
+def operator_split(path: str | Path, providers: list[str], threads: int, initial,
+                   n_batch: int, n_times: int, members: int = 1,
+                   chunk_frames: int | None = CPU_CHUNK_FRAMES, calls: int = 20) -> dict:
+    """onnxruntime's profiler on the bare graph: kernel time per operator type (fractions
+    of the summed node time) for ``calls`` batches of B starts x K times, chunked as in
+    :func:`graph_throughput`.  The trace goes to a temporary folder, removed afterwards."""
+    import collections
+    import shutil
+    import tempfile
+
+    import onnxruntime as ort
+
+    folder = Path(tempfile.mkdtemp(prefix="gicnet_ort_profile_"))
+    try:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.enable_profiling = True
+        options.profile_file_prefix = str(folder / "ort")
+        session = ort.InferenceSession(str(path), options, providers=providers)
+        pos, vel = (np.resize(x, (n_batch, *x.shape[1:])).astype(np.float32) for x in initial)
+        times = np.tile(np.linspace(0.5, 10.0, n_times, dtype=np.float32), (n_batch, 1))
+        step = n_batch if chunk_frames is None else max(1, chunk_frames // (members * n_times))
+        for _ in range(calls):
+            for a in range(0, n_batch, step):
+                session.run(None, {"positions": pos[a:a + step], "velocities": vel[a:a + step],
+                                   "times": times[a:a + step]})
+        trace = json.loads(Path(session.end_profiling()).read_text())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    by_op = collections.Counter()
+    nodes = set()
+    for event in trace:
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+            op = event.get("args", {}).get("op_name", "?")
+            by_op[op] += event.get("dur", 0)
+            nodes.add(event["name"])
+    total = sum(by_op.values()) or 1
+    return {"file": str(path), "batch": n_batch, "n_times": n_times, "calls": calls,
+            "nodes_after_optimisation": len(nodes), "kernel_time_us": total,
+            "fractions": {op: t / total for op, t in by_op.most_common()},
+            "matmul_fraction": sum(t for op, t in by_op.items()
+                                   if op in ("MatMul", "Gemm", "FusedMatMul", "FusedGemm",
+                                             "Einsum")) / total}
+
+
 def _matmul_model(rows: int, inner: int, cols: int) -> bytes:
     import onnx
     from onnx import TensorProto, helper, numpy_helper

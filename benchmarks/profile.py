@@ -1,6 +1,6 @@
 """Where ``Model.propagate``'s time goes: network, restoration, checks, copies/bookkeeping.
 
-    python -m benchmarks.profile [--batches 1,256] [--durations-fs 2000,200] [--out FILE]
+    python -m benchmarks.profile [--batches 1,256] [--durations-fs 5000,500] [--out FILE]
 
 Runs ``Model.propagate`` of the shipped model (``load_model(None, device="cpu",
 threads=1)``) under cProfile and groups its time into
@@ -206,7 +206,7 @@ def markdown(result: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", default="1,256")
-    parser.add_argument("--durations-fs", default="2000,200")
+    parser.add_argument("--durations-fs", default="5000,500")
     parser.add_argument("--dt-fs", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--model", default=None, help="model path (default: the shipped one)")
@@ -227,8 +227,9 @@ def main(argv: list[str] | None = None) -> dict:
     result = profile_split(model, (pos, vel), batches, durations, args.dt_fs)
     print("\n".join(markdown(result)))
     for r in result["runs"]:
-        print(f"B={r['batch']}: top 'other': " + "; ".join(
-            f"{u['function']} {u['seconds'] * 1e3:.1f} ms" for u in r["unknown"][:5]))
+        print(f"B={r['batch']}: top 'other': " + ("; ".join(
+            f"{u['function']} {u['seconds'] * 1e3:.1f} ms" for u in r["unknown"][:5])
+            or "none"))
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     return result

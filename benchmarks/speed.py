@@ -15,7 +15,8 @@ On ethanol with output frames every ``--dt-fs`` (0.5 fs), the sections (``--sect
    and one member), counted from the graph and analytically, and FLOPs per simulated fs
    (:mod:`benchmarks.hardware`);
 3. ``hardware``: the bare graph's frames/s and FLOP/s against the same machine's float32
-   matmul FLOP/s, and onnxruntime's graph-optimisation levels;
+   matmul FLOP/s, its kernel time per operator type (onnxruntime's profiler) and
+   onnxruntime's graph-optimisation levels;
 4. ``gicnet``: ``Model.propagate`` with the shipped model (``load_model(None)``), with one
    member alone and (when the shipped model is one ensemble file) with its member files as
    separate sessions, for 1, 16, 256 and 1024 trajectories: fs of trajectory per wall
@@ -104,7 +105,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--readme-duration-fs", type=float, default=10000.0,
                    help="README's command's --duration-fs (README: 10000)")
     p.add_argument("--profile-batches", default="1,256")
-    p.add_argument("--profile-durations-fs", default="2000,200")
+    p.add_argument("--profile-durations-fs", default="5000,500")
     args = p.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = set(args.sections) - set(SECTIONS)
@@ -145,7 +146,8 @@ def estimate_seconds(args, has_ensemble_file: bool = True) -> dict:
     est["flops"] = 6.0 if "flops" in args.sections else 0.0
     n_graph = len((args.graph_batches or "1,16,51,256,1024").split(","))
     if "hardware" in args.sections:
-        est["hardware"] = (2 if has_ensemble_file else 1) * n_graph * 1.6 + 8 * 1.2 + 3 * 1.6 + 4
+        est["hardware"] = ((2 if has_ensemble_file else 1) * n_graph * 1.6 + 8 * 1.2
+                           + 3 * 1.6 + 4 + 5)
     if "gicnet" in args.sections:
         def run(kind, size, duration):
             rate = _ASSUMED_GICNET_FS_PER_S[(kind, size if size < 256 else "large")]
@@ -350,6 +352,16 @@ def hardware_section(args, files: dict, initial, flops: dict, providers: list[st
                   f"{r['frames_per_s']:10.0f} frames/s, {r['flop_per_s'] / 1e9:6.1f} GFLOP/s",
                   flush=True)
         graph += rows
+    main_path = files["ensemble_file"] or files["single"]
+    main_members = sweeps[-1][2]
+    try:
+        operators = hw.operator_split(main_path, providers, args.threads, initial[1:],
+                                      TARGET_LARGE_BATCH, n_times, main_members, chunk)
+        top = ", ".join(f"{op} {f:.0%}" for op, f in list(operators["fractions"].items())[:6])
+        print(f"onnxruntime profiler, {_rel(main_path)} B={TARGET_LARGE_BATCH} x K={n_times}: "
+              f"{top} ({operators['nodes_after_optimisation']} nodes)", flush=True)
+    except Exception as err:  # noqa: BLE001 (informative only; keep the run going)
+        operators = {"error": f"{type(err).__name__}: {err}"}
     peaks.append(hw.onnxruntime_matmul_peak(providers, args.threads))
     if args.device == "cpu":
         peaks.append(hw.numpy_matmul_peak())
@@ -364,6 +376,7 @@ def hardware_section(args, files: dict, initial, flops: dict, providers: list[st
     main_large = [r for r in large if r["file"] == main] or large
     best_main = max(main_large, key=lambda r: r["flop_per_s"])
     return {"chunk_frames": chunk, "graph_throughput": graph, "matmul_peaks": peaks,
+            "operator_split": operators,
             "matmul_peak_flop_per_s": peak,
             "best_graph_flop_per_s": best["flop_per_s"], "best_graph_batch": best["batch"],
             "best_graph_file": best["file"], "best_fraction_of_peak": best["flop_per_s"] / peak,

@@ -106,7 +106,9 @@ def hardware_table(files: list[tuple[str, dict]]) -> list[str]:
             continue
         peak = hw["matmul_peak_flop_per_s"]
         for g in hw["graph_throughput"]:
-            lines.append(f"| {label} | {g.get('file', '')} | {g['batch']} x {g['n_times']} | "
+            kind = {"single": "one member", "ensemble_file": "ensemble file"}.get(
+                g.get("file", ""), g.get("file", ""))
+            lines.append(f"| {label} | {kind} | {g['batch']} x {g['n_times']} | "
                          f"{g['frames_per_s']:,.0f} | {g['flop_per_s'] / 1e9:,.1f} | "
                          f"{peak / 1e9:,.1f} | {g['flop_per_s'] / peak:.0%} |")
     return lines
@@ -120,6 +122,21 @@ def peaks_table(files: list[tuple[str, dict]]) -> list[str]:
             rows, inner, cols = p["shape"]
             lines.append(f"| {label} | {rows} x {inner} -> {cols} | {p['engine']} | "
                          f"{p['flop_per_s'] / 1e9:,.1f} |")
+    return lines
+
+
+def operators_table(files: list[tuple[str, dict]], top: int = 8) -> list[str]:
+    """Kernel time per operator type of the bare graph (onnxruntime's profiler)."""
+    lines = ["| machine | file, call | MatMul/Gemm share | top operators (share of kernel "
+             "time) |", "| --- | --- | ---: | --- |"]
+    for label, r in files:
+        ops = (r.get("hardware") or {}).get("operator_split")
+        if not ops or "fractions" not in ops:
+            continue
+        top_ops = ", ".join(f"{op} {f:.0%}" for op, f in list(ops["fractions"].items())[:top])
+        lines.append(f"| {label} | {Path(ops['file']).name}, {ops['batch']} x {ops['n_times']} "
+                     f"({ops['nodes_after_optimisation']} nodes) | {ops['matmul_fraction']:.0%} "
+                     f"| {top_ops} |")
     return lines
 
 
@@ -268,6 +285,8 @@ def main(argv: list[str] | None = None) -> None:
     sections = [("Speed", speed_table(files)), ("FLOPs", flops_table(files)),
                 ("Bare graph against the matmul peak", hardware_table(files)),
                 ("Matmul probes", peaks_table(files)),
+                ("Bare graph: kernel time per operator (onnxruntime's profiler)",
+                 operators_table(files)),
                 ("Inside propagate", propagate_flops_table(files)),
                 ("Memory and README's command", memory_table(files)),
                 ("Where propagate's time goes (overhead-corrected; cProfile's own in brackets)",
