@@ -14,7 +14,8 @@ segment, for all trajectories at once (one batch per member):
    ``EXPLOSION_MARGIN_A`` beyond the initial molecule's extent) or moves faster than
    ``MAX_SPEED_A_PER_FS`` count as failed;
 4. members are ranked by total-energy error (:mod:`gicnet_runtime.ensemble`) and
-   :class:`gicnet_runtime.unroll.Unroll` accepts, steps back or stops the trajectory;
+   :class:`gicnet_runtime.unroll.UnrollState` accepts, steps back or stops each
+   trajectory (all trajectories within the threshold at once);
 5. with energy restoration (the default for models with energy), each member's end state
    gets the trajectory's initial total energy back before it can start the next segment
    (:mod:`gicnet_runtime.energy_restore`).
@@ -26,7 +27,7 @@ The result is one :class:`Trajectory` per initial condition, with frames at 0, d
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,7 +37,6 @@ from gicnet_runtime import momentum as mom
 from gicnet_runtime.description import ModelDescription
 from gicnet_runtime.ensemble import (
     ENERGY_THRESHOLD_EV,
-    Ranking,
     reference_energy_eV,
     total_energy_error_eV,
 )
@@ -44,7 +44,7 @@ from gicnet_runtime.errors import InputError, ModelError
 from gicnet_runtime.icdef import ICDefinition
 from gicnet_runtime.timegrid import TIME_RTOL, frame_times_fs, segment_of, unroll_segment_fs
 from gicnet_runtime.trajectory import Trajectory
-from gicnet_runtime.unroll import Candidate, Unroll
+from gicnet_runtime.unroll import SegmentPrediction, UnrollState
 
 if TYPE_CHECKING:  # the model module imports this one
     from gicnet_runtime.model import Model
@@ -62,8 +62,8 @@ def propagate(model: Model, positions: np.ndarray, velocities: np.ndarray,
               duration_fs: float, dt_fs: float, *,
               energy_threshold_eV: float = ENERGY_THRESHOLD_EV,
               progress: Callable[[int], None] | None = None,
-              state: Sequence[Unroll] | None = None,
-              on_step: Callable[[list[Unroll]], None] | None = None,
+              state: UnrollState | None = None,
+              on_step: Callable[[UnrollState], None] | None = None,
               restore_energy: bool | None = None,
               segment_fs: float | None = None) -> list[Trajectory]:
     """Unroll trajectories from B initial conditions (see the module docstring).
@@ -103,37 +103,41 @@ def propagate(model: Model, positions: np.ndarray, velocities: np.ndarray,
     restore_energy, segment_fs = unroll_settings(desc, restore_energy, segment_fs)
     frame_segment = segment_of(frames, segment_fs)
     per_segment = [frames[frame_segment == s] for s in range(int(frame_segment[-1]) + 1)]
-    unrolls = [Unroll(p, v, mom.linear_momentum(v, masses), mom.angular_momentum(p, v, masses),
-                      mom.centre_of_mass(p, masses)) for p, v in zip(positions, velocities)]
-    if state is not None:
-        if len(state) != len(unrolls):
-            raise InputError(f"saved state holds {len(state)} trajectories, not {len(unrolls)}")
-        unrolls = list(state)
+    if state is None:
+        state = UnrollState(positions, velocities, mom.linear_momentum(velocities, masses),
+                            mom.angular_momentum(positions, velocities, masses),
+                            mom.centre_of_mass(positions, masses),
+                            np.array([f.size for f in per_segment]), model.n_members,
+                            desc.has_energy)
+    else:
+        if state.positions0.shape != positions.shape or state.n_segments != len(per_segment):
+            raise InputError(f"saved state holds {state.positions0.shape[0]} trajectories of "
+                             f"{state.n_segments} segments, not {positions.shape[0]} of "
+                             f"{len(per_segment)}")
         if progress is not None:
-            progress(sum(u.segment for u in unrolls))
+            progress(int(state.segment.sum()))
     potential0 = _initial_potential(model, positions, velocities)
     reference = (reference_energy_eV(potential0, velocities, masses)
                  if potential0 is not None else None)
     limits = _extent_A(positions, masses) + EXPLOSION_MARGIN_A
     step = _Step(model, masses, segment_fs, per_segment,
                  ICDefinition(desc.ic_rows) if restore_energy else None)
-    while active := [i for i, u in enumerate(unrolls)
-                     if u.failure is None and u.segment < len(per_segment)]:
-        candidates = step.predict([unrolls[i] for i in active],
-                                  None if reference is None else reference[active],
+    while (active := state.active()).size:
+        prediction = step.predict(state, active, None if reference is None else reference[active],
                                   limits[active])
-        done = sum(unrolls[i].offer(c, energy_threshold_eV) for i, c in zip(active, candidates))
+        done = state.offer(prediction, energy_threshold_eV)
         if progress is not None and done:
             progress(done)
         if on_step is not None:
-            on_step(unrolls)
+            on_step(state)
     info = {"engine": "gicnet", "models": [p.name for p in model.paths],
             "n_members": model.n_members,
             "tc_fs": desc.tc_fs, "segment_fs": segment_fs, "dt_fs": float(dt_fs),
             "duration_fs": float(duration_fs),
             "energy_threshold_eV": float(energy_threshold_eV),
             "restore_energy": bool(restore_energy)}
-    return [_trajectory(u, i, desc, masses, potential0, info) for i, u in enumerate(unrolls)]
+    return [_trajectory(state, b, frames, desc, masses, potential0, info)
+            for b in range(positions.shape[0])]
 
 
 def unroll_settings(desc: ModelDescription, restore_energy: bool | None,
@@ -184,16 +188,23 @@ class _Step:
                                                          internal.row_angles(restore_ics))
         checks_fs = segment_fs * np.arange(1, ENERGY_CHECKS_PER_SEGMENT + 1) \
             / ENERGY_CHECKS_PER_SEGMENT
-        self.layouts = [_segment_times(frames - s * segment_fs, checks_fs, segment_fs)
-                        for s, frames in enumerate(per_segment)]
+        layouts = [_segment_times(frames - s * segment_fs, checks_fs, segment_fs)
+                   for s, frames in enumerate(per_segment)]
+        width = max(len(times) for times, _, _ in layouts)
+        # Per segment: local times (padded with L), frame count and column of the end L.
+        self.local = np.full((len(layouts), width), segment_fs)
+        for s, (times, _, _) in enumerate(layouts):
+            self.local[s, :len(times)] = times
+        self.n_frames = np.array([n for _, n, _ in layouts])
+        self.ends = np.array([end for _, _, end in layouts])
 
-    def predict(self, unrolls: list[Unroll], reference: np.ndarray | None,
-                limits: np.ndarray) -> list[Candidate]:
-        """Every member's prediction of each trajectory's current segment."""
-        starts = [u.start() for u in unrolls]
-        local, n_frames, ends = self._times(unrolls)
-        out = self.model.run(np.stack([p for p, _ in starts]), np.stack([v for _, v in starts]),
-                             local)
+    def predict(self, state: UnrollState, rows: np.ndarray, reference: np.ndarray | None,
+                limits: np.ndarray) -> SegmentPrediction:
+        """Every member's prediction of the current segment of trajectories ``rows``."""
+        segment = state.segment[rows]
+        local = self.local[segment]
+        start_pos, start_vel = state.starts(rows)
+        out = self.model.run(start_pos, start_vel, local)
         pos = out["positions_t"].astype(np.float64)
         vel = out["velocities_t"].astype(np.float64)
         finite = np.all(np.isfinite(pos) & np.isfinite(vel), axis=(2, 3, 4))
@@ -202,60 +213,47 @@ class _Step:
             energy = out["energy_t"].astype(np.float64)
             finite &= np.all(np.isfinite(energy), axis=2)
         keep = finite[..., None, None, None]
-        pos, vel = self._restored(unrolls, local, np.where(keep, pos, 0.0),
+        pos, vel = self._restored(state, rows, local, np.where(keep, pos, 0.0),
                                   np.where(keep, vel, 0.0))
         errors = np.zeros(finite.shape)
         if energy is not None:
             errors = total_energy_error_eV(energy, vel, self.masses, reference)
         reasons = _failures(finite, pos, vel, self.masses, limits)
         errors = np.where(reasons == "", errors, np.inf)
-        rows = np.arange(len(unrolls))
-        end_pos, end_vel = pos[:, rows, ends], vel[:, rows, ends]
+        cols = np.arange(len(rows))
+        ends = self.ends[segment]
+        end_pos, end_vel = pos[:, cols, ends], vel[:, cols, ends]
         if self.restore is not None and energy is not None:
-            target = reference[None, :] - energy[:, rows, ends]
+            target = reference[None, :] - energy[:, cols, ends]
             end_vel = energy_restore.restore_kinetic_energy(
                 end_pos, end_vel, self.masses, *self.restore,
                 np.where(np.isfinite(target), target, 0.0))
-        return [self._candidate(u, a, n_frames[a], end_pos[:, a], end_vel[:, a], pos, vel,
-                                energy, errors, reasons) for a, u in enumerate(unrolls)]
+        width = int(self.n_frames[segment].max())
+        return SegmentPrediction(
+            rows=rows, positions=pos[:, :, :width], velocities=vel[:, :, :width],
+            potential_eV=None if energy is None else energy[:, :, :width],
+            end_positions=end_pos, end_velocities=end_vel, errors_eV=errors,
+            failures=self._failure_texts(errors, reasons, segment))
 
-    def _times(self, unrolls: list[Unroll]) -> tuple[np.ndarray, list[int], list[int]]:
-        """Local times (A, K) fs (each segment's times from :func:`_segment_times`, padded
-        with tc), the number of frames and the column of the end time tc of each row."""
-        layouts = [self.layouts[u.segment] for u in unrolls]
-        width = max(len(times) for times, _, _ in layouts)
-        local = np.full((len(layouts), width), self.segment_fs)
-        for a, (times, _, _) in enumerate(layouts):
-            local[a, :len(times)] = times
-        return local, [n for _, n, _ in layouts], [end for _, _, end in layouts]
+    def _failure_texts(self, errors: np.ndarray, reasons: np.ndarray,
+                       segment: np.ndarray) -> list[str | None]:
+        """Per column, why its best member failed when every member did, else None."""
+        texts: list[str | None] = [None] * errors.shape[1]
+        for a in np.flatnonzero(~np.isfinite(errors.min(axis=0))):
+            t0 = segment[a] * self.segment_fs
+            texts[a] = (f"{reasons[np.argmin(errors[:, a]), a]} between t = {t0:g} and "
+                        f"{t0 + self.segment_fs:g} fs")
+        return texts
 
-    def _restored(self, unrolls: list[Unroll], local: np.ndarray, pos: np.ndarray,
-                  vel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _restored(self, state: UnrollState, rows: np.ndarray, local: np.ndarray,
+                  pos: np.ndarray, vel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Centre of mass on its line, initial momenta restored: (M, A, K, N, 3) each."""
-        start = np.array([u.segment * self.segment_fs for u in unrolls])
-        t = start[:, None] + local
-        p0 = np.stack([u.momentum0 for u in unrolls])[:, None, :]
-        l0 = np.stack([u.angular0 for u in unrolls])[:, None, :]
-        com0 = np.stack([u.com0 for u in unrolls])[:, None, :]
-        com = com0 + p0 / self.masses.sum() * t[..., None]
+        t = state.segment[rows, None] * self.segment_fs + local
+        p0 = state.momentum0[rows][:, None, :]
+        com = state.com0[rows][:, None, :] + p0 / self.masses.sum() * t[..., None]
         pos = mom.restore_centre_of_mass(pos, self.masses, com)
-        return pos, mom.restore_momentum(pos, vel, self.masses, p0, l0)
-
-    def _candidate(self, u: Unroll, a: int, n_frames: int, end_pos: np.ndarray,
-                   end_vel: np.ndarray, pos, vel, energy, errors, reasons) -> Candidate:
-        frames = slice(0, n_frames)
-        ranking = Ranking(errors[:, a])
-        failure = None
-        if not np.isfinite(ranking.error_eV):
-            t0 = u.segment * self.segment_fs
-            failure = (f"{reasons[ranking.member, a]} between t = {t0:g} and "
-                       f"{t0 + self.segment_fs:g} fs")
-        return Candidate(
-            times_fs=self.per_segment[u.segment], positions=pos[:, a, frames],
-            velocities=vel[:, a, frames],
-            potential_eV=None if energy is None else energy[:, a, frames],
-            end_positions=end_pos, end_velocities=end_vel,
-            ranking=ranking, members=np.arange(self.model.n_members), failure=failure)
+        return pos, mom.restore_momentum(pos, vel, self.masses, p0,
+                                         state.angular0[rows][:, None, :])
 
 
 def _segment_times(frames_fs: np.ndarray, checks_fs: np.ndarray,
@@ -288,24 +286,24 @@ def _failures(finite: np.ndarray, pos: np.ndarray, vel: np.ndarray, masses: np.n
     return reasons
 
 
-def _trajectory(u: Unroll, index: int, desc, masses: np.ndarray,
+def _trajectory(state: UnrollState, b: int, frames: np.ndarray, desc, masses: np.ndarray,
                 potential0: np.ndarray | None, info: dict) -> Trajectory:
-    """Assemble one unrolled trajectory: the initial frame, then every accepted segment."""
-    parts = [c.frames() for c in u.accepted]
-    first = u.accepted[0].member if u.accepted else 0
-    times = np.concatenate([[0.0]] + [p[0] for p in parts])
-    positions = np.concatenate([u.positions0[None]] + [p[1] for p in parts])
-    velocities = np.concatenate([u.velocities0[None]] + [p[2] for p in parts])
+    """Trajectory ``b``: the initial frame, then every accepted segment (views of the run's
+    arrays, no copies)."""
+    n, done = state.n_frames(b), int(state.segment[b])
+    members = state.member[b, :done]
     potential = None
     if potential0 is not None:
-        potential = np.concatenate([[potential0[first, index]]] + [p[3] for p in parts])
-    info = dict(info, segment_members=[c.member for c in u.accepted],
-                backtracks=u.backtracks, segments_over_threshold=list(u.over_threshold))
+        state.potential_eV[b, 0] = potential0[members[0] if done else 0, b]
+        potential = state.potential_eV[b, :n]
+    info = dict(info, segment_members=members.tolist(), backtracks=int(state.backtracks[b]),
+                segments_over_threshold=np.flatnonzero(state.over_threshold[b]).tolist())
     if potential0 is not None:
-        info["segment_energy_error_eV"] = [c.error_eV for c in u.accepted]
-    if u.failure is not None:
-        info["failure"] = f"trajectory {index}: {u.failure}"
-    return Trajectory(time_fs=times, positions=positions, velocities=velocities,
-                      atomic_numbers=np.asarray(desc.atomic_numbers), masses=masses,
-                      potential_energy=potential,
+        info["segment_energy_error_eV"] = state.error_eV[b, :done].tolist()
+    if state.failure[b] is not None:
+        info["failure"] = f"trajectory {b}: {state.failure[b]}"
+    velocities = state.velocities[b, :n]
+    return Trajectory(time_fs=frames[:n], positions=state.positions[b, :n],
+                      velocities=velocities, atomic_numbers=np.asarray(desc.atomic_numbers),
+                      masses=masses, potential_energy=potential,
                       kinetic_energy=mom.kinetic_energy_eV(velocities, masses), info=info)

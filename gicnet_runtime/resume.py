@@ -1,9 +1,10 @@
 """Resumable unrolling: the state of `gicnet propagate` saved next to its output.
 
 While trajectories are unrolled (:func:`gicnet_runtime.propagate.propagate`), a
-:class:`PropagateCheckpoint` saves the state of every trajectory every ``every_s``
-seconds: the accepted segments, the attempts and rankings that backtracking may still
-change, and the counters.  The file (``OUT.resume.npz``, :func:`checkpoint_path`) holds
+:class:`PropagateCheckpoint` saves the unrolling state
+(:class:`gicnet_runtime.unroll.UnrollState`) every ``every_s`` seconds: the accepted
+frames, every member's prediction of each trajectory's last segment and the attempts
+that backtracking may still use, and the counters.  The file (``OUT.resume.npz``, :func:`checkpoint_path`) holds
 numpy arrays and one JSON header, never pickled objects, and is written atomically, so a
 run killed at any moment leaves either the previous or the new checkpoint.
 
@@ -25,23 +26,24 @@ from pathlib import Path
 
 import numpy as np
 
-from gicnet_runtime.ensemble import Ranking
 from gicnet_runtime.errors import InputError
 from gicnet_runtime.trajio import atomic_target
-from gicnet_runtime.unroll import Candidate, Unroll
+from gicnet_runtime.unroll import SegmentPrediction, UnrollState
 
 #: Suffix added to the output name for the checkpoint file.
 SUFFIX = ".resume.npz"
-#: Version of the checkpoint layout.
-CHECKPOINT_VERSION = 1
+#: Version of the checkpoint layout (2: the array state of gicnet_runtime.unroll).
+CHECKPOINT_VERSION = 2
 #: Default time between checkpoints, s.
 DEFAULT_EVERY_S = 60.0
 _HASH_BLOCK_BYTES = 2**20
-#: Per-candidate arrays, concatenated over all candidates along axis 0.
-_ARRAYS = ("times_fs", "positions", "velocities", "potential_eV", "end_positions",
-           "end_velocities", "errors_eV", "members")
-#: Per-trajectory arrays of the initial condition and its conserved targets.
+#: Arrays of the initial conditions and their conserved targets (UnrollState arguments).
 _INITIAL = ("positions0", "velocities0", "momentum0", "angular0", "com0")
+#: Arrays of the UnrollState itself, and of each saved SegmentPrediction.
+_STATE = _INITIAL + ("frame_start", "positions", "velocities", "potential_eV", "segment",
+                     "member", "error_eV", "over_threshold", "backtracks", "last_rank")
+_PREDICTION = ("rows", "positions", "velocities", "potential_eV", "end_positions",
+               "end_velocities", "errors_eV")
 
 
 def checkpoint_path(out: str | os.PathLike) -> Path:
@@ -92,21 +94,21 @@ class PropagateCheckpoint:
         self._fingerprint = ""
         self._last_save = time.monotonic()
 
-    def start(self, key: str) -> list[Unroll] | None:
+    def start(self, key: str) -> UnrollState | None:
         """Begin a run identified by ``key`` (:func:`fingerprint`); the saved state when
         resuming from an existing file, else None."""
         self._fingerprint = key
         self._last_save = time.monotonic()
         if not self.resume or not self.path.is_file():
             return None
-        unrolls = load_state(self.path, key)
-        self.resumed_segments = sum(u.segment for u in unrolls)
-        return unrolls
+        state = load_state(self.path, key)
+        self.resumed_segments = int(state.segment.sum())
+        return state
 
-    def __call__(self, unrolls: Sequence[Unroll]) -> None:
+    def __call__(self, state: UnrollState) -> None:
         """Save when ``every_s`` has passed since the last save."""
         if time.monotonic() - self._last_save >= self.every_s:
-            save_state(self.path, unrolls, self._fingerprint)
+            save_state(self.path, state, self._fingerprint)
             self._last_save = time.monotonic()
 
     def remove(self) -> None:
@@ -117,34 +119,22 @@ class PropagateCheckpoint:
             stale.unlink(missing_ok=True)
 
 
-def save_state(path: str | os.PathLike, unrolls: Sequence[Unroll], key: str) -> None:
-    """Write the unrolling state of ``unrolls`` atomically to ``path`` (npz, no pickle)."""
+def save_state(path: str | os.PathLike, state: UnrollState, key: str) -> None:
+    """Write the unrolling state ``state`` atomically to ``path`` (npz, no pickle)."""
     path = Path(path)
-    candidates: list[Candidate] = []
-    header = {"version": CHECKPOINT_VERSION, "fingerprint": key, "unrolls": [],
-              "candidates": []}
-    for u in unrolls:
-        accepted = list(range(len(candidates), len(candidates) + len(u.accepted)))
-        candidates += u.accepted
-        attempts = []
-        for rank, c in u.attempts:
-            attempts.append([int(rank), len(candidates)])
-            candidates.append(c)
-        header["unrolls"].append({"segment": u.segment, "backtracks": u.backtracks,
-                                  "over_threshold": [int(s) for s in u.over_threshold],
-                                  "failure": u.failure, "accepted": accepted,
-                                  "attempts": attempts})
-    arrays = {name: [] for name in _ARRAYS}
-    for c in candidates:
-        header["candidates"].append({"members": int(c.positions.shape[0]),
-                                     "frames": int(c.times_fs.shape[0]),
-                                     "rank": int(c.ranking.rank), "failure": c.failure,
-                                     "potential": c.potential_eV is not None})
-        _append(arrays, c)
-    n_atoms = unrolls[0].positions0.shape[0]
-    out = {name: _joined(parts, name, n_atoms) for name, parts in arrays.items()}
-    for name in _INITIAL:
-        out[name] = np.stack([getattr(u, name) for u in unrolls])
+    out = {name: getattr(state, name) for name in _STATE if getattr(state, name) is not None}
+    out.update({f"last_{name}": getattr(state.last, name) for name in _PREDICTION
+                if getattr(state.last, name) is not None})
+    attempts = []
+    for b, tried in sorted(state.attempts.items()):
+        for rank, prediction in tried:
+            k = len(attempts)
+            attempts.append({"trajectory": b, "rank": rank, "failure": prediction.failures[0]})
+            out.update({f"attempt{k}_{name}": getattr(prediction, name) for name in _PREDICTION
+                        if getattr(prediction, name) is not None})
+    header = {"version": CHECKPOINT_VERSION, "fingerprint": key, "failure": state.failure,
+              "n_members": int(state.last.errors_eV.shape[0]),
+              "has_energy": state.potential_eV is not None, "attempts": attempts}
     out["header"] = np.array(json.dumps(header))
     try:
         with atomic_target(path) as tmp, open(tmp, "wb") as fh:
@@ -153,28 +143,7 @@ def save_state(path: str | os.PathLike, unrolls: Sequence[Unroll], key: str) -> 
         raise InputError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
 
 
-def _append(arrays: dict[str, list], c: Candidate) -> None:
-    m, f = c.positions.shape[:2]
-    arrays["times_fs"].append(c.times_fs)
-    arrays["positions"].append(c.positions.reshape(m * f, -1, 3))
-    arrays["velocities"].append(c.velocities.reshape(m * f, -1, 3))
-    if c.potential_eV is not None:
-        arrays["potential_eV"].append(c.potential_eV.reshape(m * f))
-    arrays["end_positions"].append(c.end_positions)
-    arrays["end_velocities"].append(c.end_velocities)
-    arrays["errors_eV"].append(c.ranking.errors_eV)
-    arrays["members"].append(np.asarray(c.members, dtype=np.int64))
-
-
-def _joined(parts: list[np.ndarray], name: str, n_atoms: int) -> np.ndarray:
-    if parts:
-        return np.concatenate(parts)
-    if name in ("positions", "velocities", "end_positions", "end_velocities"):
-        return np.zeros((0, n_atoms, 3))
-    return np.zeros(0, dtype=np.int64 if name == "members" else np.float64)
-
-
-def load_state(path: str | os.PathLike, key: str) -> list[Unroll]:
+def load_state(path: str | os.PathLike, key: str) -> UnrollState:
     """The unrolling state saved in ``path``; InputError unless it is a valid checkpoint
     of the run identified by ``key``."""
     path = Path(path)
@@ -191,50 +160,39 @@ def load_state(path: str | os.PathLike, key: str) -> list[Unroll]:
         raise InputError(f"cannot read propagate checkpoint {path}: {text}") from None
 
 
-def _unpack(header: dict, arrays: dict[str, np.ndarray], key: str) -> list[Unroll]:
+def _unpack(header: dict, arrays: dict[str, np.ndarray], key: str) -> UnrollState:
     if header.get("version") != CHECKPOINT_VERSION:
         raise InputError(f"checkpoint version {header.get('version')!r} is not "
                          f"{CHECKPOINT_VERSION}")
     if header.get("fingerprint") != key:
         raise InputError("the checkpoint was made with other models, initial conditions or "
                          "settings; run without --resume to start again")
-    candidates = _candidates(header["candidates"], arrays)
-    unrolls = []
-    for i, saved in enumerate(header["unrolls"]):
-        u = Unroll(*(arrays[name][i] for name in _INITIAL))
-        u.segment, u.backtracks = int(saved["segment"]), int(saved["backtracks"])
-        u.over_threshold = [int(s) for s in saved["over_threshold"]]
-        u.failure = saved["failure"]
-        u.accepted = [candidates[k] for k in saved["accepted"]]
-        u.attempts = [(int(rank), candidates[k]) for rank, k in saved["attempts"]]
-        unrolls.append(u)
-    if not unrolls:
-        raise InputError("checkpoint holds no trajectories")
-    return unrolls
+    start = arrays["frame_start"]
+    if start.ndim != 1 or start.size < 2 or arrays["positions0"].shape[0] == 0:
+        raise ValueError("checkpoint holds no trajectories or segments")
+    state = UnrollState(*(arrays[name] for name in _INITIAL), np.diff(start),
+                        int(header["n_members"]), bool(header["has_energy"]))
+    for name in _STATE:
+        if getattr(state, name) is not None:
+            _fill(getattr(state, name), arrays[name], name)
+    for name in _PREDICTION:
+        if getattr(state.last, name) is not None:
+            _fill(getattr(state.last, name), arrays[f"last_{name}"], f"last_{name}")
+    state.failure = [None if f is None else str(f) for f in header["failure"]]
+    if len(state.failure) != state.segment.size:
+        raise ValueError("checkpoint failures do not match its trajectories")
+    for k, attempt in enumerate(header["attempts"]):
+        b = int(attempt["trajectory"])
+        fields = {name: arrays.get(f"attempt{k}_{name}") for name in _PREDICTION}
+        prediction = SegmentPrediction(**fields, failures=[attempt["failure"]])
+        if prediction.rows.tolist() != [b]:
+            raise ValueError(f"checkpoint attempt {k} belongs to another trajectory")
+        state.attempts.setdefault(b, []).append((int(attempt["rank"]), prediction))
+    return state
 
 
-def _candidates(meta: list[dict], arrays: dict[str, np.ndarray]) -> list[Candidate]:
-    offsets = dict.fromkeys(_ARRAYS, 0)
-
-    def take(name: str, count: int) -> np.ndarray:
-        start = offsets[name]
-        offsets[name] += count
-        if offsets[name] > arrays[name].shape[0]:
-            raise ValueError(f"checkpoint array {name!r} is too short")
-        return arrays[name][start:start + count]
-
-    out = []
-    for c in meta:
-        m, f = int(c["members"]), int(c["frames"])
-        n_atoms = arrays["positions"].shape[1]
-        ranking = Ranking(take("errors_eV", m))
-        ranking.rank = int(c["rank"])
-        potential = take("potential_eV", m * f).reshape(m, f) if c["potential"] else None
-        out.append(Candidate(
-            times_fs=take("times_fs", f),
-            positions=take("positions", m * f).reshape(m, f, n_atoms, 3),
-            velocities=take("velocities", m * f).reshape(m, f, n_atoms, 3),
-            potential_eV=potential, end_positions=take("end_positions", m),
-            end_velocities=take("end_velocities", m), ranking=ranking,
-            members=take("members", m), failure=c["failure"]))
-    return out
+def _fill(target: np.ndarray, saved: np.ndarray, name: str) -> None:
+    if saved.shape != target.shape:
+        raise ValueError(f"checkpoint array {name!r} has shape {saved.shape}, expected "
+                         f"{target.shape}")
+    target[...] = saved

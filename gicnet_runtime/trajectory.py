@@ -19,8 +19,8 @@ class Trajectory:
 
     Attributes:
         time_fs: (T,) float, fs, strictly increasing.
-        positions: (T, N, 3) float, Å.
-        velocities: (T, N, 3) float, Å/fs.
+        positions: (T, N, 3) float64, or float32 as predicted (unrolled trajectories), Å.
+        velocities: (T, N, 3) float64 or float32, Å/fs.
         atomic_numbers: (N,) int.
         masses: (N,) float, amu.
         potential_energy: (T,) float, eV, or None when unknown.
@@ -39,8 +39,7 @@ class Trajectory:
 
     def __post_init__(self) -> None:
         t = np.asarray(self.time_fs, dtype=np.float64)
-        pos = np.asarray(self.positions, dtype=np.float64)
-        vel = np.asarray(self.velocities, dtype=np.float64)
+        pos, vel = _frames(self.positions), _frames(self.velocities)
         z = np.asarray(self.atomic_numbers, dtype=np.int64)
         m = np.asarray(self.masses, dtype=np.float64)
         if pos.ndim != 3 or pos.shape[-1] != 3:
@@ -85,3 +84,10 @@ class Trajectory:
         if self.potential_energy is None or self.kinetic_energy is None:
             raise InputError("trajectory has no potential or kinetic energy")
         return self.potential_energy + self.kinetic_energy
+
+
+def _frames(x) -> np.ndarray:
+    """Positions or velocities as float64, or as float32 when given so (unrolled
+    trajectories keep the network's precision: no float64 copy of a whole run)."""
+    x = np.asarray(x)
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)

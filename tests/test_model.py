@@ -104,7 +104,10 @@ def test_missing_default_model_is_a_clear_error(monkeypatch, tmp_path):
 def test_default_model_is_the_shipped_ensemble():
     model = load_model(device="cpu")
     assert [p.parent for p in model.paths] == [DEFAULT_MODEL_DIR] * len(model.paths)
-    assert len(model.paths) >= 2 and model.description.n_atoms == 9
+    assert model.n_members >= 2 and model.description.n_atoms == 9
+    # One ensemble file (one graph call per segment); the members also ship as files.
+    assert [p.name for p in model.paths] == ["ensemble.onnx"]
+    assert load_model(DEFAULT_MODEL_DIR / "members", device="cpu").n_members == model.n_members
 
 
 @pytest.mark.parametrize("change, message", [

@@ -164,12 +164,12 @@ def test_resumed_run_equals_an_uninterrupted_one(models, tmp_path, names, saves)
     with pytest.raises(_Killed):
         model.propagate(*args, **kw, checkpoint=_KilledAfter(path, saves))
     saved = load_state(path, _key(model, args, kw))
-    assert 0 < sum(u.segment for u in saved) < 3 * 8 or any(u.failure for u in saved)
+    assert 0 < saved.segment.sum() < 3 * 8 or any(saved.failure)
     counts = []
     resumed = model.propagate(*args, **kw, checkpoint=PropagateCheckpoint(path, resume=True),
                               progress=counts.append)
     _assert_same(resumed, reference)
-    assert counts[0] == sum(u.segment for u in saved)
+    assert counts[0] == saved.segment.sum()
 
 
 def _key(model, args, kw) -> str:
@@ -188,7 +188,7 @@ def test_checkpoint_holds_no_pickle_and_is_replaced_atomically(models, tmp_path)
     with np.load(path, allow_pickle=False) as data:  # raises on any object array
         header = json.loads(str(data["header"]))
         assert all(data[k].dtype != object for k in data.files)
-    assert header["version"] == 1 and len(header["unrolls"]) == 3
+    assert header["version"] == 2 and len(header["failure"]) == 3
     assert sorted(os.listdir(tmp_path)) == ["x.resume.npz"]  # no temporary files left
 
 
@@ -210,7 +210,7 @@ def test_sigkill_leaves_no_output_and_resume_finishes_identically(models, tmp_pa
     while done < 15 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
         if ckpt.exists():
-            done = sum(u.segment for u in load_state(ckpt, key))
+            done = load_state(ckpt, key).segment.sum()
     assert proc.poll() is None, "propagate finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
