@@ -22,7 +22,7 @@ from gicnet_runtime.units import ase_velocities_to_a_per_fs
 N_STARTS = 256
 TIME_COUNTS = (1, 20, 200)
 REPEAT_S = 1.5
-SHIPPED_MEMBER = "exported/ethanol/member_0.onnx"
+SHIPPED_MEMBER = "exported/ethanol/members/member_0.onnx"
 
 
 def example_starts(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -106,3 +106,17 @@ def test_chunked_run_equals_one_call(model_path):
     assert whole["positions_t"].shape == (1, 6, 4, 9, 3)  # member axis first, M = 1
     np.testing.assert_allclose(whole["positions_t"][0],
                                pos[:, None] + vel[:, None] * times[..., None, None], atol=1e-5)
+
+
+def test_io_binding_gives_the_same_outputs(model_path):
+    """The CUDA path's I/O binding, run on the CPU provider (CI has no GPU)."""
+    rng = np.random.default_rng(1)
+    pos = ETHANOL_POSITIONS_A + rng.normal(0, 0.05, (5, 9, 3))
+    vel = thermal_velocities(2, count=5)
+    times = rng.uniform(0, 10, (5, 7))
+    plain = Session(model_path, device="cpu")
+    bound = Session(model_path, device="cpu", io_binding=True, max_chunk_bytes=2000)
+    assert not plain.io_binding and bound.io_binding
+    want, got = plain.run(pos, vel, times), bound.run(pos, vel, times)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
