@@ -179,6 +179,7 @@ def _unpack(header: dict, arrays: dict[str, np.ndarray], key: str) -> UnrollStat
         if getattr(state.last, name) is not None:
             _fill(getattr(state.last, name), arrays[f"last_{name}"], f"last_{name}")
     state.failure = [None if f is None else str(f) for f in header["failure"]]
+    state.failed = np.array([f is not None for f in state.failure], dtype=bool)
     if len(state.failure) != state.segment.size:
         raise ValueError("checkpoint failures do not match its trajectories")
     for k, attempt in enumerate(header["attempts"]):

@@ -94,7 +94,7 @@ class UnrollState:
         error_eV: (B, S) total-energy error of the member used, eV.
         over_threshold: (B, S) accepted above the energy threshold (rule 3).
         backtracks: (B,) how often a previous segment switched member (rule 2).
-        failure: (B,) why a trajectory stopped early, or None.
+        failure: (B,) why a trajectory stopped early, or None; ``failed`` (B,) whether it did.
         last: every member's prediction of each trajectory's last accepted segment
             (rows 0..B-1), for stepping back; ``last_rank`` (B,) the rank of its member in use.
         attempts: per trajectory over the threshold, the attempts at its current segment:
@@ -121,6 +121,7 @@ class UnrollState:
         self.over_threshold = np.zeros((n_batch, n_segments), dtype=bool)
         self.backtracks = np.zeros(n_batch, dtype=np.int64)
         self.failure: list[str | None] = [None] * n_batch
+        self.failed = np.zeros(n_batch, dtype=bool)
         shape = (n_members, n_batch)
         self.last = SegmentPrediction(
             rows=np.arange(n_batch),
@@ -139,8 +140,7 @@ class UnrollState:
 
     def active(self) -> np.ndarray:
         """Indices of the trajectories still to be unrolled."""
-        running = np.array([f is None for f in self.failure], dtype=bool)
-        return np.flatnonzero(running & (self.segment < self.n_segments))
+        return np.flatnonzero(~self.failed & (self.segment < self.n_segments))
 
     def starts(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where the next segment of each of ``rows`` starts: positions, velocities
@@ -180,7 +180,7 @@ class UnrollState:
             return 0
         rank, best = min(attempts, key=lambda a: float(np.min(a[1].errors_eV)))
         if not np.isfinite(np.min(best.errors_eV)):
-            self.failure[b] = best.failures[0]
+            self.failure[b], self.failed[b] = best.failures[0], True
             return 0
         if has_previous:
             self._use_last_rank(b, rank)
@@ -225,8 +225,9 @@ class UnrollState:
         last.errors_eV[:, rows] = prediction.errors_eV[:, cols]
         self.last_rank[rows] = 0
         self.segment[rows] += 1
-        for b in rows:
-            self.attempts.pop(int(b), None)
+        if self.attempts:  # rare: only trajectories that were over the threshold
+            for b in np.intersect1d(rows, list(self.attempts)):
+                del self.attempts[int(b)]
 
     def _write(self, prediction: SegmentPrediction, cols: np.ndarray, member: np.ndarray,
                segment: np.ndarray, rows: np.ndarray) -> None:

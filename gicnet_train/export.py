@@ -2,7 +2,8 @@
 
 The graph holds everything between lab-frame inputs and lab-frame outputs: centre of
 mass, the initial body frame, Cartesian -> internal coordinates, the network, its
-hand-written time tangent, the gate, internal -> Cartesian and the energy model.
+hand-written time tangent, the gate, internal -> Cartesian and the energy model; its
+constants are folded at export (:func:`fold_constants`).
 Inputs ``positions`` (B, N, 3) Å, ``velocities`` (B, N, 3) Å/fs, ``times`` (B, K) fs;
 outputs ``positions_t``, ``velocities_t`` (B, K, N, 3) and ``energy_t`` (B, K) eV.
 """
@@ -135,12 +136,35 @@ def write_graph(graph: nn.Module, example: tuple, desc: ModelDescription, out_pa
             torch.onnx.export(graph, example, tmp, input_names=list(INPUTS),
                               output_names=list(OUTPUTS), opset_version=OPSET, dynamo=False,
                               dynamic_axes=dynamic_axes)
-        proto = onnx.load(tmp)
+        proto = fold_constants(onnx.load(tmp))
         onnx.helper.set_model_props(proto, desc.to_metadata())
         proto.producer_name, proto.doc_string = "gicnet", __doc__.strip().splitlines()[0]
     finally:
         os.unlink(tmp)
     _save_atomic(proto, out_path)
+
+
+def fold_constants(proto):
+    """``proto`` with its constant subgraphs folded and redundant nodes removed:
+    onnxruntime's basic (provider-independent, ONNX-standard) graph optimisation, done
+    once at export instead of at every session start, so the file holds the graph a
+    session runs.  Only the opsets the nodes use are kept."""
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, folded_path = Path(tmp) / "graph.onnx", Path(tmp) / "folded.onnx"
+        onnx.save(proto, str(source))
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded_path)
+        ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+        folded = onnx.load(str(folded_path))
+    used = {node.domain for node in folded.graph.node} | {""}
+    kept = [opset for opset in folded.opset_import if opset.domain in used]
+    del folded.opset_import[:]
+    folded.opset_import.extend(kept)
+    return folded
 
 
 def _save_atomic(proto, out_path: Path) -> None:

@@ -13,7 +13,7 @@ from gicnet_runtime.description import ENSEMBLE_FORMAT_VERSION, ModelDescription
 from gicnet_runtime.model import load_model
 from gicnet_train.export import export_run
 from gicnet_train.fit import fit
-from tests.test_export import QUICK
+from tests.test_export import QUICK, run_dir  # noqa: F401 (the 2-member run fixture)
 
 #: Member files and the ensemble file run the same float32 arithmetic per member in a
 #: different graph; they agree to float32 rounding of lab-frame positions (a few Å).
@@ -24,14 +24,7 @@ CPU = ["CPUExecutionProvider"]
 
 
 @pytest.fixture(scope="module")
-def run_dir(short_md, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    fit(short_md, out, QUICK, n_members=2, device="cpu", progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def layouts(run_dir, tmp_path_factory):
+def layouts(run_dir, tmp_path_factory):  # noqa: F811
     """(folder of member files, ensemble file) of the same two members."""
     members = tmp_path_factory.mktemp("members")
     export_run(run_dir, members, layout="members")
@@ -54,7 +47,7 @@ def _assert_close(stacked, per_member):
         np.testing.assert_allclose(stacked[2][m], outs[2], rtol=0, atol=ENERGY_TOL_EV)
 
 
-def test_ensemble_file_is_described_and_checked(layouts, run_dir):
+def test_ensemble_file_is_described_and_checked(layouts, run_dir):  # noqa: F811
     _, path = layouts
     proto = onnx.load(path)
     onnx.checker.check_model(proto, full_check=True)

@@ -18,7 +18,7 @@ from cli import main as cli_main
 from gicnet_runtime.description import SINGLE_FORMAT_VERSION, ModelDescription
 from gicnet_runtime.model import load_model
 from gicnet_train.config import EnergyTrainConfig, TrainConfig
-from gicnet_train.export import INPUTS, OUTPUTS, export_member, export_run
+from gicnet_train.export import INPUTS, OPSET, OUTPUTS, export_member, export_run
 from gicnet_train.fit import fit, load_member
 from gicnet_train.model import ModelConfig
 
@@ -54,6 +54,9 @@ def test_export_writes_every_member_and_passes_the_checker(exported):
         assert [i.name for i in proto.graph.input] == list(INPUTS)
         assert [o.name for o in proto.graph.output] == list(OUTPUTS)
         assert not {n.op_type for n in proto.graph.node} & TRAINING_OPS
+        # Constants are folded at export; only the default opset remains.
+        assert "Constant" not in {n.op_type for n in proto.graph.node}
+        assert [(o.domain, o.version) for o in proto.opset_import] == [("", OPSET)]
         assert oct(path.stat().st_mode & 0o777) == "0o644"
 
 

@@ -198,12 +198,17 @@ def test_predict_matches_python(node, model, initial, tmp_path):
     assert len(frames) == len(initial)
     for b, t in enumerate(frames):
         np.testing.assert_array_equal(t["time_fs"], times)
-        np.testing.assert_allclose(t["positions"], expected.positions[b], rtol=0,
-                                   atol=POSITION_TOL_A)
-        np.testing.assert_allclose(t["velocities"], expected.velocities[b], rtol=0,
-                                   atol=VELOCITY_TOL_A_PER_FS)
-        np.testing.assert_allclose(t["potential_energy_eV"], expected.potential_energy[b],
-                                   rtol=0, atol=ENERGY_TOL_EV)
+        _assert_same_prediction(t, expected, b)
+
+
+def _assert_same_prediction(t: dict, expected, b: int) -> None:
+    """Node's frames ``t`` of initial condition ``b`` against Python's prediction."""
+    np.testing.assert_allclose(t["positions"], expected.positions[b], rtol=0,
+                               atol=POSITION_TOL_A)
+    np.testing.assert_allclose(t["velocities"], expected.velocities[b], rtol=0,
+                               atol=VELOCITY_TOL_A_PER_FS)
+    np.testing.assert_allclose(t["potential_energy_eV"], expected.potential_energy[b],
+                               rtol=0, atol=ENERGY_TOL_EV)
 
 
 @pytest.mark.parametrize("restore_energy, segment", [
@@ -698,12 +703,7 @@ def test_ensemble_predict_matches_python(node, members, initial, tmp_path, ensem
     if ensemble == "select":
         assert len(set(expected.member.tolist())) > 1   # both members win somewhere
     for b, t in enumerate(frames):
-        np.testing.assert_allclose(t["positions"], expected.positions[b], rtol=0,
-                                   atol=POSITION_TOL_A)
-        np.testing.assert_allclose(t["velocities"], expected.velocities[b], rtol=0,
-                                   atol=VELOCITY_TOL_A_PER_FS)
-        np.testing.assert_allclose(t["potential_energy_eV"], expected.potential_energy[b],
-                                   rtol=0, atol=ENERGY_TOL_EV)
+        _assert_same_prediction(t, expected, b)
         if expected.spread_A is None:
             assert "spread_A" not in t
         else:
