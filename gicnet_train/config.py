@@ -61,9 +61,10 @@ class TrainConfig:
     ``patience`` (0 = off): stop when the validation loss has not improved for this many
     epochs (early stopping); the best checkpoint is what the run keeps either way.
 
-    ``time_budget_s`` (0 = off): after the first epoch, the number of epochs is cut to
-    what fits the budget at the measured speed (at most ``epochs``); the learning-rate
-    schedule follows the new length.  Lets one recipe fill a fixed slot on any hardware.
+    ``time_budget_s`` (0 = off): after every epoch, the number of epochs is cut to what
+    fits the rest of the budget at the mean epoch time so far (at most ``epochs``; the
+    training loop's time, not loading data); the learning-rate schedule follows the new
+    length.  Lets one recipe fill a fixed slot on any hardware.
     """
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)

@@ -89,6 +89,16 @@ def validate(model: GICnet, pairs: Pairs, cfg: TrainConfig, energy: EnergyModel 
     return terms
 
 
+def planned_epochs(done: int, trained_s: float, budget_s: float, planned: int) -> int:
+    """Epochs to run in all under a time budget, re-planned after every epoch: those done,
+    plus as many more as the remaining budget holds at the mean epoch time so far; never
+    more than already planned (the learning-rate schedule only ever shortens) nor fewer
+    than those done.  The budget counts the training loop, not loading data or building
+    pairs."""
+    more = int(max(budget_s - trained_s, 0.0) // (trained_s / done))
+    return max(done, min(planned, done + more))
+
+
 def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out: Path,
                  energy: EnergyModel | None = None, resume: bool = False,
                  progress: bool = True) -> dict[str, object]:
@@ -105,17 +115,17 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
     n_batches = math.ceil(len(train) / cfg.batch_size)
     mark = time.monotonic()
 
-    def first_epoch_s() -> float:
-        """Seconds spent in epoch 1 so far, summed over interruptions (kept in ``state``)."""
+    def trained_s() -> float:
+        """Seconds spent in the training loop so far, summed over interruptions (kept in
+        ``state``)."""
         nonlocal mark
         now = time.monotonic()
-        state["epoch0_s"] = state.get("epoch0_s", 0.0) + now - mark
+        state["train_s"] = state.get("train_s", 0.0) + now - mark
         mark = now
-        return state["epoch0_s"]
+        return state["train_s"]
 
     def save_last() -> None:
-        if state["epoch"] == 0:
-            first_epoch_s()
+        trained_s()
         ckpt.save({"model": model.state_dict(), "optimizer": optimiser.state_dict(),
                    "progress": state}, out / "last.pt")
 
@@ -150,9 +160,9 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
             state["best_loss"], state["best_epoch"] = metrics["loss"], epoch + 1
             ckpt.save({"model": model.state_dict()}, out / "best.pt")
         state["epoch"], state["batch"] = epoch + 1, 0
-        if epoch == 0 and cfg.time_budget_s > 0:
-            per_epoch = first_epoch_s()
-            state["epochs"] = max(1, min(cfg.epochs, int(cfg.time_budget_s // per_epoch)))
+        if cfg.time_budget_s > 0:
+            state["epochs"] = planned_epochs(epoch + 1, trained_s(), cfg.time_budget_s,
+                                             state["epochs"])
         if cfg.patience > 0 and epoch + 1 - state["best_epoch"] >= cfg.patience:
             state["epochs"], state["stopped_early"] = epoch + 1, True
         save_last()

@@ -261,6 +261,18 @@ def test_time_budget_cuts_the_epochs(short_md, tmp_path):
     assert len(history) == 1
 
 
+@pytest.mark.parametrize(("done", "trained_s", "planned", "expected"), [
+    (1, 60.0, 200, 55),    # after epoch 1: 3300 s at 60 s per epoch
+    (10, 750.0, 55, 44),   # epochs slowed to 75 s: 10 done + 2550 s / 75 s
+    (10, 500.0, 55, 55),   # faster than planned: never lengthened
+    (40, 3400.0, 44, 40),  # over the budget: stop now
+])
+def test_the_time_budget_is_replanned_after_every_epoch(done, trained_s, planned, expected):
+    from gicnet_train.train import planned_epochs
+
+    assert planned_epochs(done, trained_s, 3300.0, planned) == expected
+
+
 def test_members_train_separately_and_share_the_energy_model(short_md, tmp_path):
     cfg = dataclasses.replace(TINY, epochs=1)
     first = fit(short_md, tmp_path, cfg, n_members=2, device="cpu", progress=False, members=[])
