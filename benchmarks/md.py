@@ -34,14 +34,14 @@ REFERENCE = "ani1x_ensemble"
 
 
 def ani1x_module(name: str):
-    """The torch module of an ANI-1x baseline: gicnet_runtime.engines.build_ani1x_model
+    """The torch module of an ANI-1x baseline: gicnet_train.ani1x.build_model
     (float64, 8 models), cut to its first model for ``*single*``, ``.float()`` for
     ``*float32``."""
     import torchani
 
-    from gicnet_runtime.engines import build_ani1x_model
+    from gicnet_train.ani1x import build_model
 
-    model = build_ani1x_model()
+    model = build_model()
     species = model.species
     if "single" in name:
         model = torchani.nn.Sequential(model[0], model[1][0], model[2])

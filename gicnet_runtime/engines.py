@@ -1,11 +1,9 @@
 """Reference potential-energy engines as ASE calculators: GFN2-xTB, GFN1-xTB, ANI-1x.
 
-GFN2-xTB and GFN1-xTB come from tblite's ASE calculator.  ANI-1x is the 8-model
-ensemble whose NeuroChem parameter files ship inside the torchani 2.2.4 wheel; it
-is assembled here from those files with torchani's own loaders, because
-``torchani.models.ANI1x()`` looks for an info file that the wheel leaves empty and
-then tries to download the parameters.  ANI-1x runs in float64 so that NVE
-trajectories conserve energy as well as the integrator allows.
+GFN2-xTB and GFN1-xTB come from tblite's ASE calculator.  ANI-1x, a torch model, is
+assembled in the training layer (:mod:`gicnet_train.ani1x`); this table names it by
+module, and that module is imported only when an ANI-1x calculator is made, so the
+runtime itself never imports torch.
 
 tblite runs at ``accuracy`` :data:`TBLITE_ACCURACY` (0.1, i.e. SCC thresholds ten times
 tighter than tblite's default 1.0).  At the default, ethanol NVE at 0.5 fs drifts by
@@ -14,16 +12,16 @@ converged SCC; at 0.1 the drift is ~0.02 meV/ps and the remaining total-energy
 fluctuation scales as dt^2 (Verlet-limited), for ~20 % more time per force call.
 
 All calculators return energies in eV and forces in eV/Å (ASE's convention).  The module
-imports only numpy and ASE-free code at import time (tblite and torchani are imported when
-a calculator is made), so the runtime's ``gicnet evaluate --engine`` and the training
+imports only numpy at import time (tblite, or the provider module, is imported when a
+calculator is made), so the runtime's ``gicnet evaluate --engine`` and the training
 layer's reference MD (``gicnet_train.simulate``) share it without pulling in torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from importlib import metadata
-from pathlib import Path
 
 import numpy as np
 
@@ -39,12 +37,15 @@ class Engine:
         method: the method's proper name.
         package: the Python distribution that provides it.
         elements: atomic numbers it supports, or None for (nearly) all.
+        provider: for engines other than tblite's, the module whose ``calculator()``
+            makes a fresh ASE calculator (imported only then).
     """
 
     name: str
     method: str
     package: str
     elements: tuple[int, ...] | None = None
+    provider: str | None = None
 
     def version(self) -> str:
         """'<method> (<package> <version>)', recorded in every trajectory's provenance."""
@@ -61,14 +62,11 @@ class Engine:
 ENGINES = {
     "gfn2": Engine("gfn2", "GFN2-xTB", "tblite"),
     "gfn1": Engine("gfn1", "GFN1-xTB", "tblite"),
-    "ani1x": Engine("ani1x", "ANI-1x", "torchani", elements=(1, 6, 7, 8)),
+    "ani1x": Engine("ani1x", "ANI-1x", "torchani", elements=(1, 6, 7, 8),
+                    provider="gicnet_train.ani1x"),
 }
 #: tblite SCC accuracy (its thresholds scale with it; tblite's default is 1.0).
 TBLITE_ACCURACY = 0.1
-_ANI1X_DIR = "ani-1x_8x"
-_ANI1X_CONSTANTS = "rHCNO-5.2R_16-3.5A_a4-8.params"
-_ANI1X_SELF_ENERGIES = "sae_linfit.dat"
-_ANI1X_ENSEMBLE_SIZE = 8
 
 
 def get_engine(name: str) -> Engine:
@@ -96,42 +94,7 @@ def make_calculator(name: str):
         from tblite.ase import TBLite
 
         return TBLite(method=engine.method, accuracy=TBLITE_ACCURACY, verbosity=0)
-    return _ani1x_calculator()
-
-
-def ani1x_resource_dir() -> Path:
-    """Folder of the ANI-1x NeuroChem files inside the installed torchani package."""
-    import torchani
-
-    folder = Path(torchani.__file__).parent / "resources" / _ANI1X_DIR
-    if not (folder / _ANI1X_CONSTANTS).is_file():
-        raise InputError(f"ANI-1x parameter files not found in {folder}: "
-                         "install torchani==2.2.4 (gicnet[md])")
-    return folder
-
-
-def build_ani1x_model():
-    """The ANI-1x ensemble as a float64 torch module mapping (species, coordinates Å) to
-    energies in Hartree; species are indices into ``model.species`` (H, C, N, O)."""
-    import torchani
-    from torchani import neurochem
-
-    folder = ani1x_resource_dir()
-    consts = neurochem.Constants(str(folder / _ANI1X_CONSTANTS))
-    aev_computer = torchani.AEVComputer(**consts)
-    energy_shifter = neurochem.load_sae(str(folder / _ANI1X_SELF_ENERGIES))
-    ensemble = neurochem.load_model_ensemble(consts.species, str(folder / "train"),
-                                             _ANI1X_ENSEMBLE_SIZE)
-    model = torchani.nn.Sequential(aev_computer, ensemble, energy_shifter).double()
-    model.species = list(consts.species)
-    return model
-
-
-def _ani1x_calculator():
-    import torchani
-
-    model = build_ani1x_model()
-    return torchani.ase.Calculator(model.species, model)
+    return importlib.import_module(engine.provider).calculator()
 
 
 def single_threaded() -> None:

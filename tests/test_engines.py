@@ -111,10 +111,12 @@ def test_ani1x_is_built_offline_and_matches_torchani_builtin(monkeypatch):
         raise AssertionError(f"torchani resource lookup/download attempted for {info_file}")
 
     monkeypatch.setattr(neurochem, "parse_neurochem_resources", no_download)
-    ours = engines.build_ani1x_model()
+    from gicnet_train import ani1x
+
+    ours = ani1x.build_model()
     assert ours.species == ["H", "C", "N", "O"]
 
-    folder = engines.ani1x_resource_dir()
+    folder = ani1x.resource_dir()
     monkeypatch.setattr(neurochem, "parse_neurochem_resources", lambda info_file: (
         str(folder / "rHCNO-5.2R_16-3.5A_a4-8.params"), str(folder / "sae_linfit.dat"),
         str(folder / "train"), 8))
