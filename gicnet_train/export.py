@@ -11,11 +11,11 @@ outputs ``positions_t``, ``velocities_t`` (B, K, N, 3) and ``energy_t`` (B, K) e
 from __future__ import annotations
 
 import datetime
-import os
 import tempfile
 import warnings
 from pathlib import Path
 
+import onnx
 import torch
 from torch import nn
 
@@ -23,6 +23,7 @@ from gicnet_runtime import timegrid
 from gicnet_runtime.description import ModelDescription
 from gicnet_runtime.errors import InputError
 from gicnet_runtime.icdef import DUMMY_POINTS_A
+from gicnet_runtime.trajio import atomic_target
 from gicnet_train import checkpoint as ckpt
 from gicnet_train.energy import EnergyModel
 from gicnet_train.fit import load_member
@@ -123,43 +124,34 @@ def _member(run_dir: Path, member: int, unroll_segment_fs: float | None):
 
 def write_graph(graph: nn.Module, example: tuple, desc: ModelDescription, out_path: Path,
                 dynamic_axes: dict) -> None:
-    """torch.onnx.export ``graph`` on ``example``, attach ``desc`` as metadata, check the
-    file fully and move it to ``out_path`` (atomic)."""
-    import onnx
-
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".onnx.tmp")
-    os.close(fd)
-    try:
+    """torch.onnx.export ``graph`` on ``example``, fold its constants, attach ``desc`` as
+    metadata, check the file fully and move it to ``out_path`` (atomic)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        exported = Path(tmp) / "graph.onnx"
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(graph, example, tmp, input_names=list(INPUTS),
+            torch.onnx.export(graph, example, str(exported), input_names=list(INPUTS),
                               output_names=list(OUTPUTS), opset_version=OPSET, dynamo=False,
                               dynamic_axes=dynamic_axes)
-        proto = fold_constants(onnx.load(tmp))
-        onnx.helper.set_model_props(proto, desc.to_metadata())
-        proto.producer_name, proto.doc_string = "gicnet", __doc__.strip().splitlines()[0]
-    finally:
-        os.unlink(tmp)
+        proto = fold_constants(exported)
+    onnx.helper.set_model_props(proto, desc.to_metadata())
+    proto.producer_name, proto.doc_string = "gicnet", __doc__.strip().splitlines()[0]
     _save_atomic(proto, out_path)
 
 
-def fold_constants(proto):
-    """``proto`` with its constant subgraphs folded and redundant nodes removed:
-    onnxruntime's basic (provider-independent, ONNX-standard) graph optimisation, done
-    once at export instead of at every session start, so the file holds the graph a
+def fold_constants(path: Path):
+    """The ONNX graph in ``path`` with its constant subgraphs folded and redundant nodes
+    removed: onnxruntime's basic (provider-independent, ONNX-standard) graph optimisation,
+    done once at export instead of at every session start, so the file holds the graph a
     session runs.  Only the opsets the nodes use are kept."""
-    import onnx
     import onnxruntime as ort
 
-    with tempfile.TemporaryDirectory() as tmp:
-        source, folded_path = Path(tmp) / "graph.onnx", Path(tmp) / "folded.onnx"
-        onnx.save(proto, str(source))
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        options.optimized_model_filepath = str(folded_path)
-        ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
-        folded = onnx.load(str(folded_path))
+    folded_path = path.with_name(path.stem + ".folded.onnx")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(folded_path)
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    folded = onnx.load(str(folded_path))
     used = {node.domain for node in folded.graph.node} | {""}
     kept = [opset for opset in folded.opset_import if opset.domain in used]
     del folded.opset_import[:]
@@ -168,20 +160,12 @@ def fold_constants(proto):
 
 
 def _save_atomic(proto, out_path: Path) -> None:
-    """Check ``proto`` fully and write it to ``out_path`` through a temporary file."""
-    import onnx
-
+    """Check ``proto`` fully and write it to ``out_path`` atomically (the project's
+    :func:`gicnet_runtime.trajio.atomic_target`: a uniquely named temporary beside it)."""
     onnx.checker.check_model(proto, full_check=True)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".onnx.tmp")
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shipped model is an ordinary file
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_target(out_path) as tmp:
+        onnx.save(proto, str(tmp))
 
 
 def _finite_final(run_dir: Path, member: int) -> dict:
