@@ -39,9 +39,11 @@ DEFAULT_EVERY_S = 60.0
 _HASH_BLOCK_BYTES = 2**20
 #: Arrays of the initial conditions and their conserved targets (UnrollState arguments).
 _INITIAL = ("positions0", "velocities0", "momentum0", "angular0", "com0")
-#: Arrays of the UnrollState itself, and of each saved SegmentPrediction.
-_STATE = _INITIAL + ("frame_start", "positions", "velocities", "potential_eV", "segment",
-                     "member", "error_eV", "over_threshold", "backtracks", "last_rank")
+#: Arrays of the UnrollState's progress (filled in after it is rebuilt from the initial
+#: conditions and ``frame_start``), and of each saved SegmentPrediction.
+_PROGRESS = ("positions", "velocities", "potential_eV", "segment", "member", "error_eV",
+             "over_threshold", "backtracks", "last_rank")
+_STATE = _INITIAL + ("frame_start",) + _PROGRESS
 _PREDICTION = ("rows", "positions", "velocities", "potential_eV", "end_positions",
                "end_velocities", "errors_eV")
 
@@ -172,7 +174,7 @@ def _unpack(header: dict, arrays: dict[str, np.ndarray], key: str) -> UnrollStat
         raise ValueError("checkpoint holds no trajectories or segments")
     state = UnrollState(*(arrays[name] for name in _INITIAL), np.diff(start),
                         int(header["n_members"]), bool(header["has_energy"]))
-    for name in _STATE:
+    for name in _PROGRESS:
         if getattr(state, name) is not None:
             _fill(getattr(state, name), arrays[name], name)
     for name in _PREDICTION:
