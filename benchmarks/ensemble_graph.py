@@ -24,8 +24,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from gicnet_runtime.description import ModelDescription
-from gicnet_runtime.initial import read_initial_conditions
+from gicnet_runtime.core.description import ModelDescription
+from gicnet_runtime.io.initial import read_initial_conditions
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "exported" / "ethanol"

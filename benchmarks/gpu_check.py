@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from gicnet_runtime.initial import initial_conditions_for
-from gicnet_runtime.model import DEFAULT_MODEL_DIR, load_model
+from gicnet_runtime.core.model import DEFAULT_MODEL_DIR, load_model
+from gicnet_runtime.io.initial import initial_conditions_for
 
 #: (trajectories, fs each): CUDA sweep and CPU comparison.
 CUDA_RUNS = ((1, 1000.0), (16, 1000.0), (256, 1000.0), (1024, 500.0))

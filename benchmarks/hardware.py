@@ -47,7 +47,8 @@ DEFAULT_ENERGY_HIDDEN = (256, 128, 64)
 FEATURES_PER_ATOM = 7
 #: The machine-peak probe shape (rows x inner -> cols), as in the earlier benchmarks.
 PEAK_SHAPE = (1024, 1024, 512)
-#: Rows of every peak-matmul probe: the CPU call size (gicnet_runtime.session.CPU_CHUNK_FRAMES).
+#: Rows of every peak-matmul probe: the CPU call size
+#: (gicnet_runtime.core.session.CPU_CHUNK_FRAMES).
 PEAK_ROWS = 1024
 #: Frames (rows x times, members included) per call of the bare-graph sweep on the CPU.
 CPU_CHUNK_FRAMES = 1024

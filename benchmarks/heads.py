@@ -57,7 +57,7 @@ def run_variant(name: str, args) -> dict:
     """Train one variant for the budget; its timings and validation errors."""
     import torch
 
-    from gicnet_runtime.trajio import read_trajectories
+    from gicnet_runtime.io.formats import read_trajectories
     from gicnet_train.config import TrainConfig
     from gicnet_train.fit import member_report
     from gicnet_train.icbuild import build_icdef

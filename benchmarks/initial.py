@@ -25,7 +25,7 @@ def load_initial(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         import ase  # noqa: F401
     except ImportError:
         return _read_extxyz_minimal(Path(path))
-    from gicnet_runtime.initial import read_initial_conditions
+    from gicnet_runtime.io.initial import read_initial_conditions
 
     ic = read_initial_conditions(path)
     return ic.atomic_numbers, ic.positions, ic.velocities

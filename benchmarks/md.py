@@ -3,7 +3,7 @@
 Each baseline integrates one trajectory from the same initial condition as gicnet, with a
 time step equal to gicnet's output frame spacing, and keeps every step's positions and
 velocities (a frame every step, as gicnet returns them).  Engines: ANI-1x (TorchANI 2.2.4)
-as gicnet's reference MD builds it (gicnet_runtime.engines: float64, the 8-model
+as gicnet's reference MD builds it (gicnet_runtime.reference.engines: float64, the 8-model
 ensemble) and its first model alone, each also in float32 (the same modules ``.float()``:
 TorchANI's default precision, what a user would run), and GFN2-xTB (tblite, SCC accuracy
 0.1).  :func:`ani1x_flops` counts ANI-1x's network FLOPs per force call from its layers.
@@ -54,7 +54,7 @@ def ani1x_module(name: str):
 def calculator(name: str):
     """A fresh ASE calculator for baseline ``name`` (see BASELINES).  TorchANI's calculator
     casts the positions to its model's parameter dtype, so a float32 module runs float32."""
-    from gicnet_runtime.engines import make_calculator
+    from gicnet_runtime.reference.engines import make_calculator
 
     if name == "ani1x_ensemble":
         return make_calculator("ani1x")

@@ -69,10 +69,9 @@ def peak_memory(device: str, threads: int, batch: int, duration_fs: float, dt_fs
 
     import numpy as np
 
-    from gicnet_runtime import load_model
-    from gicnet_runtime.model import DEFAULT_MODEL_DIR
-
     from benchmarks.initial import batch_of, load_initial
+    from gicnet_runtime import load_model
+    from gicnet_runtime.core.model import DEFAULT_MODEL_DIR
 
     folder = DEFAULT_MODEL_DIR if model is None else Path(model)
     model = load_model(model, device=device, threads=threads)

@@ -6,9 +6,9 @@ Runs ``Model.propagate`` of the shipped model (``load_model(None, device="cpu",
 threads=1)``) under cProfile and groups its time into
 
 * **network**: onnxruntime's ``InferenceSession.run`` (the graph itself);
-* **restoration**: ``gicnet_runtime.momentum`` (centre of mass, momenta) and
-  ``gicnet_runtime.energy_restore``, and any runtime function named ``*restor*``;
-* **checks**: ``gicnet_runtime.ensemble`` (energy errors, ranking) and runtime functions
+* **restoration**: ``gicnet_runtime.unroll.momentum`` (centre of mass, momenta) and
+  ``gicnet_runtime.unroll.energy_restore``, and any runtime function named ``*restor*``;
+* **checks**: ``gicnet_runtime.core.ensemble`` (energy errors, ranking) and runtime functions
   named ``*fail*``, ``*check*``, ``*error*``, ``*extent*``, ``*finite*`` (failure checks in
   propagate, the input check);
 * **copies/bookkeeping**: the rest of the runtime's known modules (session: dtype casts and
@@ -41,24 +41,27 @@ from collections import defaultdict
 from pathlib import Path
 
 CATEGORIES = ("network", "restoration", "checks", "copies/bookkeeping", "other")
-#: Runtime modules (file stems in gicnet_runtime/) and their category.
+#: Runtime modules (file stems anywhere under gicnet_runtime/) and their category.
 MODULES = {
     "momentum": "restoration", "energy_restore": "restoration", "internal": "restoration",
     "ensemble": "checks",
     "session": "copies/bookkeeping", "propagate": "copies/bookkeeping",
-    "unroll": "copies/bookkeeping", "model": "copies/bookkeeping",
+    "segment": "copies/bookkeeping", "state": "copies/bookkeeping",
+    "sinks": "copies/bookkeeping", "model": "copies/bookkeeping",
     "trajectory": "copies/bookkeeping", "timegrid": "copies/bookkeeping",
-    "description": "copies/bookkeeping", "resume": "copies/bookkeeping",
+    "description": "copies/bookkeeping", "checkpoint": "copies/bookkeeping",
     "icdef": "copies/bookkeeping", "errors": "copies/bookkeeping",
-    "units": "copies/bookkeeping", "__init__": "copies/bookkeeping",
+    "mechanics": "copies/bookkeeping", "units": "copies/bookkeeping",
+    "__init__": "copies/bookkeeping", "_lazy": "copies/bookkeeping",
 }
 #: Function-name fragments of runtime functions that decide the category over the module.
 NAME_RULES = (("restor", "restoration"), ("fail", "checks"), ("check", "checks"),
               ("error", "checks"), ("extent", "checks"), ("finite", "checks"))
 #: Runtime helpers that several categories use: they take their caller's category.
-NEUTRAL = {("momentum", "kinetic_energy_eV"), ("icdef", "centre_of_mass"),
-           ("momentum", "centre_of_mass"), ("momentum", "linear_momentum"),
-           ("momentum", "angular_momentum")}
+NEUTRAL = {("mechanics", "kinetic_energy_eV"), ("mechanics", "centre_of_mass"),
+           ("mechanics", "linear_momentum"), ("mechanics", "angular_momentum"),
+           ("mechanics", "relative_positions"), ("mechanics", "inertia_of"),
+           ("mechanics", "cross")}
 RUNTIME_DIR = "gicnet_runtime"
 #: Functions listed per run.
 TOP = 15
@@ -71,7 +74,7 @@ def classify(func: tuple[str, int, str]) -> str | None:
             filename == "~" and "onnxruntime" in name):
         return "network"
     path = Path(filename)
-    if path.parent.name != RUNTIME_DIR or path.suffix != ".py":
+    if RUNTIME_DIR not in path.parts or path.suffix != ".py":
         return None
     module = path.stem
     if (module, name) in NEUTRAL:
@@ -216,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict:
         os.environ[name] = str(args.threads)
     from benchmarks.initial import load_initial
     from gicnet_runtime import load_model
-    from gicnet_runtime.model import DEFAULT_MODEL_DIR
+    from gicnet_runtime.core.model import DEFAULT_MODEL_DIR
 
     model = load_model(args.model, device="cpu", threads=args.threads)
     _, pos, vel = load_initial(DEFAULT_MODEL_DIR / "initial.extxyz")

@@ -222,7 +222,7 @@ def shipped_files(model_dir: Path | None = None) -> dict:
     file (None until it exists), the member files (``members/`` or, for the older layout,
     the folder's ``member_*.onnx``) and the single member used for the one-member rows;
     ``load``: what to give load_model for the shipped model (None: its default)."""
-    from gicnet_runtime.model import DEFAULT_MODEL_DIR
+    from gicnet_runtime.core.model import DEFAULT_MODEL_DIR
 
     folder = DEFAULT_MODEL_DIR if model_dir is None else Path(model_dir)
     ensemble = folder / "ensemble.onnx"
@@ -324,7 +324,7 @@ def hardware_section(args, files: dict, initial, flops: dict, providers: list[st
     chunk = None
     if args.device == "cpu":
         try:
-            from gicnet_runtime.session import CPU_CHUNK_FRAMES as chunk
+            from gicnet_runtime.core.session import CPU_CHUNK_FRAMES as chunk
         except ImportError:
             chunk = hw.CPU_CHUNK_FRAMES
     default_batches = "1,16,51,256,1024" if args.device == "cpu" else "1,16,256,1024,4096,16384"
@@ -679,7 +679,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {"estimate_s": est}
     from benchmarks.initial import load_initial
     from gicnet_runtime import load_model
-    from gicnet_runtime.session import requested_providers
+    from gicnet_runtime.core.session import requested_providers
 
     started = time.perf_counter()
     section_wall: dict[str, float] = {}

@@ -1,4 +1,4 @@
-"""The project's own error type.
+"""The project's own error type and its one-line message.
 
 Every failure caused by the user's input (a file, an option, a model) is raised as
 :class:`GicnetError` with a one-line message; the CLI prints that line and exits
@@ -21,3 +21,12 @@ class ModelError(GicnetError):
 class GeometryError(InputError):
     """A geometry the internal-coordinate definition cannot represent (e.g. collinear
     references)."""
+
+
+def one_line(err: BaseException | str) -> str:
+    """An exception's (or a text's) message on one line, whitespace collapsed; the
+    exception's type name when it has no message."""
+    text = " ".join(str(err).split())
+    if text or isinstance(err, str):
+        return text
+    return type(err).__name__

@@ -20,6 +20,14 @@ ASE_TIME_UNIT_IN_FS = 1e15 * 1e-10 * math.sqrt(_AMU_KG / _E_CHARGE_C)
 KB_EV_PER_K = _KB_J_PER_K / _E_CHARGE_C
 
 EV_IN_KCAL_PER_MOL = 23.060548012069496  # 1 eV in kcal/mol, as ase.units (CODATA 2014)
+#: 1 kcal/mol in eV.
+KCAL_PER_MOL_IN_EV = 1 / EV_IN_KCAL_PER_MOL
+#: 1 kJ/mol in eV (1 kcal = 4.184 kJ).
+KJ_PER_MOL_IN_EV = KCAL_PER_MOL_IN_EV / 4.184
+#: 1 Hartree in eV, as ase.units.Hartree (CODATA 2014).
+HARTREE_IN_EV = 27.211386024367243
+#: 1 bohr in Å (CODATA 2014).
+BOHR_IN_A = 0.52917721067
 
 
 def ase_velocities_to_a_per_fs(v_ase):

@@ -5,8 +5,8 @@ assembled here from those files with torchani's own loaders, because
 ``torchani.models.ANI1x()`` looks for an info file that the wheel leaves empty and then
 tries to download the parameters.  It runs in float64 so that NVE trajectories conserve
 energy as well as the integrator allows.  This module needs torch (gicnet[md]); the
-torch-free runtime names it in its engine table (``gicnet_runtime.engines``) and imports it
-only when an ANI-1x calculator is made.
+torch-free runtime names it in its engine table (``gicnet_runtime.reference.engines``) and
+imports it only when an ANI-1x calculator is made.
 """
 
 from __future__ import annotations

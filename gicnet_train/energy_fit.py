@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from gicnet_runtime.core.trajectory import Trajectory
 from gicnet_runtime.errors import InputError
-from gicnet_runtime.trajectory import Trajectory
 from gicnet_train.config import EnergyTrainConfig
 from gicnet_train.energy import EnergyModel
 

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from gicnet_runtime.description import ENSEMBLE_FORMAT_VERSION, ModelDescription
+from gicnet_runtime.core.contract import ALL_OUTPUT_NAMES, ENERGY_T, POSITIONS_T, VELOCITIES_T
+from gicnet_runtime.core.description import ENSEMBLE_FORMAT_VERSION, ModelDescription
 from gicnet_runtime.errors import InputError
 from gicnet_train import geometry as geo
 from gicnet_train.energy import EnergyModel
@@ -31,7 +32,7 @@ from gicnet_train.mlp import gelu
 from gicnet_train.model import GICnet, basis_series, features, gated, to_lab_frame
 
 #: Names of the graph's outputs; every one gains the member axis.
-OUTPUTS = ("positions_t", "velocities_t", "energy_t")
+OUTPUTS = ALL_OUTPUT_NAMES
 
 
 class StackedMLP(nn.Module):
@@ -142,8 +143,8 @@ def merge_member_files(paths: list[Path], description: ModelDescription):
     for name, parts in outputs.items():
         nodes.append(helper.make_node("Concat", parts, [name], axis=0))
     frames = [len(protos), "B", "K"]
-    shapes = {"positions_t": frames + [description.n_atoms, 3],
-              "velocities_t": frames + [description.n_atoms, 3], "energy_t": frames}
+    shapes = {POSITIONS_T: frames + [description.n_atoms, 3],
+              VELOCITIES_T: frames + [description.n_atoms, 3], ENERGY_T: frames}
     graph = helper.make_graph(
         nodes, "gicnet_ensemble", list(protos[0].graph.input),
         [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, shapes[name])

@@ -19,19 +19,20 @@ import onnx
 import torch
 from torch import nn
 
-from gicnet_runtime import timegrid
-from gicnet_runtime.description import ModelDescription
+from gicnet_runtime.atomic import atomic_target
+from gicnet_runtime.core import timegrid
+from gicnet_runtime.core.contract import ALL_OUTPUT_NAMES, INPUT_NAMES
+from gicnet_runtime.core.description import ModelDescription
+from gicnet_runtime.core.icdef import DUMMY_POINTS_A
 from gicnet_runtime.errors import InputError
-from gicnet_runtime.icdef import DUMMY_POINTS_A
-from gicnet_runtime.trajio import atomic_target
 from gicnet_train import checkpoint as ckpt
 from gicnet_train.energy import EnergyModel
 from gicnet_train.fit import load_member
 from gicnet_train.model import GICnet
 from gicnet_train.verdict import has_finite_validation, validation_errors
 
-INPUTS = ("positions", "velocities", "times")
-OUTPUTS = ("positions_t", "velocities_t", "energy_t")
+INPUTS = INPUT_NAMES
+OUTPUTS = ALL_OUTPUT_NAMES
 OPSET = 17
 #: Validation numbers copied into the metadata (the per-time lists stay in final.json).
 VALIDATION_KEYS = ("bond_rmse", "angle_rmse", "dihedral_rmse", "bond_rate_rmse",
@@ -161,7 +162,7 @@ def fold_constants(path: Path):
 
 def _save_atomic(proto, out_path: Path) -> None:
     """Check ``proto`` fully and write it to ``out_path`` atomically (the project's
-    :func:`gicnet_runtime.trajio.atomic_target`: a uniquely named temporary beside it)."""
+    :func:`gicnet_runtime.io.formats.atomic_target`: a uniquely named temporary beside it)."""
     onnx.checker.check_model(proto, full_check=True)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_target(out_path) as tmp:

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gicnet_runtime.core.icdef import ICDefinition
+from gicnet_runtime.core.trajectory import Trajectory
 from gicnet_runtime.errors import InputError
-from gicnet_runtime.icdef import ICDefinition
-from gicnet_runtime.trajectory import Trajectory
 from gicnet_train import checkpoint as ckpt
-from gicnet_train.config import TrainConfig
+from gicnet_train.config import TrainConfig, resume_differences
 from gicnet_train.energy import EnergyModel
 from gicnet_train.energy_fit import fit_energy
 from gicnet_train.icbuild import build_icdef
@@ -61,6 +61,10 @@ def fit(trajectories: list[Trajectory], out: Path, cfg: TrainConfig, n_members: 
     members of one run can train in parallel processes that share its energy model:
     run once with ``members=[]`` (energy model only), then each process with
     ``resume=True, members=[k]``.  The summary lists every member finished so far.
+
+    ``resume`` continues the run in ``out``: ``cfg`` must equal its run.json settings
+    except :data:`gicnet_train.config.RESUMABLE` ones (time budget, checkpoint interval),
+    whose new values apply to the rest of the run and are recorded in run.json.
     """
     out = Path(out)
     if (out / "run.json").exists() and not resume:
@@ -102,8 +106,10 @@ def _run_icdef(first: Trajectory, out: Path, cfg: TrainConfig, resume: bool,
     """The run's IC definition: the interrupted run's on resume, else given or built."""
     if resume and (out / "run.json").exists():
         run = ckpt.read_json(out / "run.json")
-        if TrainConfig.from_dict(run["config"]) != cfg:
-            raise InputError("--resume with settings different from the interrupted run")
+        changed = resume_differences(TrainConfig.from_dict(run["config"]), cfg)
+        if changed:
+            raise InputError("--resume with settings different from the interrupted run: "
+                             + ", ".join(changed))
         return ICDefinition(tuple(tuple(r) for r in run["ic_rows"]))
     if icdef is None:
         icdef = build_icdef(first.positions[0], first.atomic_numbers, first.masses)

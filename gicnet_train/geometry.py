@@ -8,7 +8,7 @@ transform is plain tensor algebra: no autograd, no control flow on tensor values
 The only Python loop is over IC rows, a static structure.
 
 Positions here are relative to the centre of mass and expressed in the frame
-where the dummy points (``gicnet_runtime.icdef.DUMMY_POINTS_A``) are fixed; see
+where the dummy points (``gicnet_runtime.core.icdef.DUMMY_POINTS_A``) are fixed; see
 :func:`to_body_frame` for the frame the model uses.
 """
 
@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 import torch
 
+from gicnet_runtime.core.icdef import DUMMY_POINTS_A, ICDefinition
 from gicnet_runtime.errors import InputError
-from gicnet_runtime.icdef import DUMMY_POINTS_A, ICDefinition
 
 #: Columns of q: distance (Å), angle (rad), dihedral (rad).
 DISTANCE, ANGLE, DIHEDRAL = 0, 1, 2

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from gicnet_runtime.core.icdef import D0, D1, D2, ICDefinition
+from gicnet_runtime.core.mechanics import centre_of_mass
 from gicnet_runtime.errors import GeometryError
-from gicnet_runtime.icdef import D0, D1, D2, ICDefinition, centre_of_mass
 
 #: Atoms i, j are bonded when closer than this times the sum of covalent radii.
 BOND_SCALE = 1.2

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from gicnet_runtime.icdef import ICDefinition
+from gicnet_runtime.core.icdef import ICDefinition
 from gicnet_train import geometry as geo
 from gicnet_train.model import GICnet, to_lab_frame
 from gicnet_train.pairs import Pairs

@@ -20,51 +20,18 @@ Dihedral outputs are continuous (unwrapped relative to the initial value).
 
 from __future__ import annotations
 
-import dataclasses
-import json
-
 import torch
 from torch import nn
 
-from gicnet_runtime.description import HEADS
-from gicnet_runtime.icdef import ICDefinition
+from gicnet_runtime.core.icdef import ICDefinition
 from gicnet_train import geometry as geo
+
+# The settings live with the other training settings (torch-free, for the command line).
+from gicnet_train.config import DEFAULT_HIDDEN, DEFAULT_N_BASIS, ModelConfig  # noqa: F401
 from gicnet_train.mlp import MLP
 
 #: Floor for the standard deviations used in input/output scaling (Å, rad, Å/fs, rad/fs).
 STD_FLOOR = 1e-3
-#: Default hidden widths and number of basis functions (measured: docs/heads.md).
-DEFAULT_HIDDEN = (512, 256, 128)
-DEFAULT_N_BASIS = 16
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Architecture and segment settings of one GICnet model."""
-
-    hidden: tuple[int, ...] = DEFAULT_HIDDEN
-    tc_fs: float = 10.0
-    gate_width_fs: float = 2.5
-    head: str = "basis"
-    n_basis: int = DEFAULT_N_BASIS
-
-    def __post_init__(self) -> None:
-        if self.head not in HEADS:
-            raise ValueError(f"unknown head {self.head!r} (use {' or '.join(HEADS)})")
-        if self.head == "basis" and self.n_basis < 1:
-            raise ValueError(f"n_basis must be >= 1, got {self.n_basis}")
-        if not self.hidden or any(w < 1 for w in self.hidden):
-            raise ValueError(f"hidden widths must be positive, got {self.hidden}")
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        """From a dict; runs written before heads existed used the time head."""
-        return cls(hidden=tuple(d["hidden"]), tc_fs=float(d["tc_fs"]),
-                   gate_width_fs=float(d["gate_width_fs"]), head=d.get("head", "time"),
-                   n_basis=int(d.get("n_basis", DEFAULT_N_BASIS)))
 
 
 def chebyshev(x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:

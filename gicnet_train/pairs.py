@@ -15,9 +15,9 @@ import dataclasses
 import numpy as np
 import torch
 
+from gicnet_runtime.core.icdef import ICDefinition
+from gicnet_runtime.core.trajectory import Trajectory
 from gicnet_runtime.errors import InputError
-from gicnet_runtime.icdef import ICDefinition
-from gicnet_runtime.trajectory import Trajectory
 from gicnet_train import geometry as geo
 
 #: Relative tolerance on the uniformity of frame spacing.

@@ -26,9 +26,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing gicnet
 
-from gicnet_runtime.errors import GicnetError, InputError
-from gicnet_runtime.trajio import read_trajectory
-from gicnet_train.simulate import SimulationSettings, simulate_to_files
+from gicnet_runtime.errors import GicnetError, InputError  # noqa: E402
+from gicnet_runtime.io.formats import read_trajectory  # noqa: E402
+from gicnet_runtime.reference.simulate import SimulationSettings, simulate_to_files  # noqa: E402
 
 SETTINGS = ROOT / "recipes" / "ethanol_data.json"
 CHECKSUM = ROOT / "recipes" / "ethanol_data.sha256"

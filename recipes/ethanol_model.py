@@ -5,12 +5,17 @@
     python recipes/ethanol_model.py report       # held-out 0-10 fs errors -> report.json
     make model                                   # all three, after `make data`
 
-Settings live in ``recipes/ethanol_model.json``.  ``train`` runs ``gicnet train`` on the
-data recipe's train split: first the shared energy model, then every member (one after
-the other, or with ``--parallel`` in one process each, e.g. on a GPU).  An interrupted
-``train`` continues where it stopped (``gicnet train --resume``).  ``export`` writes
-``ensemble.onnx`` (all members in one file), ``members/member_K.onnx`` and ``initial.extxyz``: frame 0 of every held-out
-trajectory (the example starts of ``gicnet propagate``).  ``report`` measures every
+Settings live in ``recipes/ethanol_model.json``: its "train" section is a ``gicnet train
+--config`` file (:class:`gicnet_train.config.TrainConfig`, keys left out take the
+defaults; ``time_budget_s`` is one of them), and "train_options" holds what is not a
+training setting (the ensemble's size, torch threads per process).  ``train`` writes the
+complete settings to ``RUN_DIR/train_config.json`` and runs ``gicnet train --config`` on
+the data recipe's train split: first the shared energy model, then every member (one
+after the other, or with ``--parallel`` in one process each, e.g. on a GPU).  An
+interrupted ``train`` continues where it stopped (``gicnet train --resume``; only the time
+budget may change then).  ``export`` writes ``ensemble.onnx`` (all members in one file),
+``members/member_K.onnx`` and ``initial.extxyz``: frame 0 of every held-out trajectory
+(the example starts of ``gicnet propagate``).  ``report`` measures every
 member on the held-out trajectories over 0-10 fs and writes ``report.json`` beside the
 exported models.
 """
@@ -29,11 +34,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing gicnet
 
+from gicnet_runtime.core.trajectory import Trajectory  # noqa: E402
 from gicnet_runtime.errors import GicnetError, InputError  # noqa: E402
-from gicnet_runtime.trajectory import Trajectory  # noqa: E402
-from gicnet_runtime.trajio import read_trajectories, write_trajectory  # noqa: E402
+from gicnet_runtime.io.formats import read_trajectories, write_trajectory  # noqa: E402
 
 SETTINGS = ROOT / "recipes" / "ethanol_model.json"
+#: The training settings gicnet train reads, written into the run folder.
+CONFIG_NAME = "train_config.json"
 #: Every REPORT_STRIDE-th held-out frame starts a measured segment (0.5 fs frames: 5 fs).
 REPORT_STRIDE = 10
 
@@ -49,26 +56,35 @@ def data_files(settings: dict, split: str) -> list[Path]:
     return files
 
 
-def train_command(settings: dict, device: str, time_budget_s: float | None) -> list[str]:
-    t = settings["train"]
-    budget = t["time_budget_s"] if time_budget_s is None else time_budget_s
+def write_config(settings: dict, time_budget_s: float | None = None) -> Path:
+    """The "train" section (a ``gicnet train --config`` file), with ``time_budget_s`` over
+    its budget when given, checked and written in full (defaults included) to
+    ``run_dir/train_config.json``: what the run reads, kept beside it."""
+    from gicnet_runtime.atomic import write_json
+    from gicnet_train.config import config_from_dict
+
+    section, labels = dict(settings["train"]), {}
+    if time_budget_s is not None:
+        section["time_budget_s"], labels["time_budget_s"] = time_budget_s, "--time-budget-s"
+    cfg = config_from_dict(section, labels, source="the recipe's train section")
+    path = ROOT / settings["run_dir"] / CONFIG_NAME
+    write_json(cfg.to_dict(), path)
+    return path
+
+
+def train_command(settings: dict, config: Path, device: str) -> list[str]:
+    """``gicnet train --config CONFIG --resume`` on the train split, with the
+    "train_options" (ensemble size, torch threads)."""
+    options = settings["train_options"]
     return [sys.executable, str(ROOT / "cli.py"), "train",
             *map(str, data_files(settings, "train")), "--out", str(ROOT / settings["run_dir"]),
-            "--ensemble", str(t["ensemble"]), "--epochs", str(t["epochs"]),
-            "--batch-size", str(t["batch_size"]), "--lr", str(t["lr"]),
-            "--stride", str(t["stride"]), "--times-per-pair", str(t["times_per_pair"]),
-            "--energy-epochs", str(t["energy_epochs"]), "--energy-weight", str(t["energy_weight"]),
-            "--gate-width-fs", str(t["gate_width_fs"]), "--tc-fs", str(t["tc_fs"]),
-            "--head", t["head"], "--n-basis", str(t["n_basis"]),
-            "--hidden", ",".join(map(str, t["hidden"])), "--patience", str(t["patience"]),
-            "--threads", str(t["threads"]),
-            "--seed", str(t["seed"]), "--time-budget-s", str(budget), "--device", device,
-            "--resume"]
+            "--config", str(config), "--ensemble", str(options["ensemble"]),
+            "--threads", str(options["threads"]), "--device", device, "--resume"]
 
 
 def train(settings: dict, device: str, parallel: bool, time_budget_s: float | None) -> None:
     """The energy model, then the members (in parallel processes with ``parallel``)."""
-    command = train_command(settings, device, time_budget_s)
+    command = train_command(settings, write_config(settings, time_budget_s), device)
     start = time.monotonic()
     if not parallel:
         subprocess.run(command, check=True)
@@ -76,7 +92,7 @@ def train(settings: dict, device: str, parallel: bool, time_budget_s: float | No
         subprocess.run(command + ["--members", ""], check=True)
         logs = ROOT / settings["run_dir"]
         procs = []
-        for k in range(settings["train"]["ensemble"]):
+        for k in range(settings["train_options"]["ensemble"]):
             log = open(logs / f"member_{k}.log", "w")
             procs.append(subprocess.Popen(command + ["--members", str(k)], stdout=log,
                                           stderr=subprocess.STDOUT))
@@ -152,8 +168,8 @@ def ensemble_mean_report(settings: dict, heldout: list[Trajectory]) -> dict:
     """The exported ensemble's mean prediction (``Model.predict``'s default), measured by the
     runtime on segments started every REPORT_STRIDE-th held-out frame: RMSE over all times
     in (0, tc] (bond Å, angle and dihedral rad) and the Cartesian RMSD at tc."""
-    from gicnet_runtime.evaluate import segment_errors
-    from gicnet_runtime.model import load_model
+    from gicnet_runtime.analysis.evaluate import segment_errors
+    from gicnet_runtime.core.model import load_model
 
     model = load_model(ROOT / settings["export_dir"], device="cpu")
     per_segment = round(model.description.tc_fs / (heldout[0].time_fs[1] - heldout[0].time_fs[0]))
@@ -167,7 +183,7 @@ def ensemble_mean_report(settings: dict, heldout: list[Trajectory]) -> dict:
             "angle_rmse": float(np.radians(overall(seg["angle_rmse_deg"]))),
             "dihedral_rmse": float(np.radians(overall(seg["dihedral_rmse_deg"]))),
             "cartesian_rmsd_at_tc_A": seg["cartesian_rmsd_A"][-1], "n_segments": seg["n_starts"],
-            "measured_by": "gicnet_runtime.evaluate.segment_errors on the exported models"}
+            "measured_by": "gicnet_runtime.analysis.evaluate.segment_errors on the exported models"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", action="store_true", help="one process per member")
     parser.add_argument("--settings", type=Path, default=SETTINGS, help="settings JSON")
     parser.add_argument("--time-budget-s", type=float, default=None,
-                        help="per-member training time budget, s (default: the settings')")
+                        help="per-member training time budget, s (default: the settings'; "
+                             "may change when an interrupted train continues)")
     args = parser.parse_args(argv)
     settings = load_settings(args.settings)
     try:

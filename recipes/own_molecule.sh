@@ -7,7 +7,8 @@
 # OUT: working folder (default runs/own-CH3COOH).  Reference data: GFN2-xTB, 300 K, the
 # `gicnet simulate` defaults (2 ps Langevin equilibration, 10 ps NVE at 0.5 fs) for 10
 # training trajectories (seeds 0-9) and 2 held-out ones (seeds 100-101).  Training uses the
-# `gicnet train` defaults (basis head, early stopping, best checkpoint kept).  Every
+# `gicnet train` defaults (basis head, early stopping, best checkpoint kept) on the
+# training folder's trajectory files.  Every
 # step's wall time goes to OUT/wall_times.txt; an interrupted run continues where it
 # stopped (finished trajectories are kept, training resumes).
 set -euo pipefail
@@ -29,7 +30,7 @@ step simulate-heldout $gicnet simulate "$molecule" --engine gfn2 --n-trajectorie
     --workers 2 --out "$out/data/heldout"
 resume=()
 [[ -f "$out/run/run.json" ]] && resume=(--resume)
-step train $gicnet train "$out"/data/train/*.h5 --out "$out/run" "${resume[@]}"
+step train $gicnet train "$out/data/train" --out "$out/run" "${resume[@]}"
 step export $gicnet export "$out/run" --out "$out/model"
 step evaluate $gicnet evaluate --model "$out/model" --reference "$out/data/heldout" \
     --out "$out/eval" --long-starts 2 --long-duration-fs 10000 --engine gfn2 \

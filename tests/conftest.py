@@ -2,7 +2,7 @@
 
 import pytest
 
-from gicnet_train.simulate import SimulationSettings, run_trajectories
+from gicnet_runtime.reference.simulate import SimulationSettings, run_trajectories
 
 #: Short NVE runs for training tests: 4 x 600 fs at 0.5 fs after 200 fs of equilibration.
 SHORT_MD = SimulationSettings(molecule="CH3CH2OH", engine="gfn2", temperature_K=300.0,

@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from gicnet_runtime.description import ModelDescription
+from gicnet_runtime.core.description import ModelDescription
 from gicnet_runtime.units import AMU_A2_PER_FS2_IN_EV
 
 ETHANOL_Z = (6, 6, 8, 1, 1, 1, 1, 1, 1)

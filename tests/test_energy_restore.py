@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gicnet_runtime import energy_restore as er
-from gicnet_runtime import internal
-from gicnet_runtime import momentum as mom
+from gicnet_runtime.core import internal
+from gicnet_runtime.unroll import energy_restore as er
+from gicnet_runtime.unroll import momentum as mom
 from tests.onnx_fixtures import ETHANOL_MASSES_AMU, ETHANOL_POSITIONS_A
 
 MASSES = np.array(ETHANOL_MASSES_AMU)

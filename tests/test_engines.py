@@ -11,7 +11,7 @@ from ase import units
 from ase.build import molecule
 
 from gicnet_runtime.errors import InputError
-from gicnet_runtime import engines
+from gicnet_runtime.reference import engines
 
 ENGINE_NAMES = ["gfn2", "gfn1", "ani1x"]
 #: Experimental O-H stretching force constant of alcohols, ~7.8 mdyn/Å = 48.7 eV/Å²
@@ -49,7 +49,8 @@ def test_unknown_engine_is_an_input_error():
 def test_versions_name_the_installed_packages():
     assert engines.get_engine("gfn2").version() == (
         f"GFN2-xTB (tblite {metadata.version('tblite')}, accuracy {engines.TBLITE_ACCURACY})")
-    assert engines.get_engine("ani1x").version() == f"ANI-1x (torchani {metadata.version('torchani')})"
+    assert engines.get_engine("ani1x").version() == (
+        f"ANI-1x (torchani {metadata.version('torchani')})")
 
 
 @pytest.mark.parametrize("name, method", [("gfn2", "GFN2-xTB"), ("gfn1", "GFN1-xTB")])

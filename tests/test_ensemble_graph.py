@@ -9,8 +9,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from gicnet_runtime.description import ENSEMBLE_FORMAT_VERSION, ModelDescription
-from gicnet_runtime.model import load_model
+from gicnet_runtime.core.description import ENSEMBLE_FORMAT_VERSION, ModelDescription
+from gicnet_runtime.core.model import load_model
 from gicnet_train.export import export_run
 from gicnet_train.fit import fit
 from tests.test_export import QUICK, run_dir  # noqa: F401 (the 2-member run fixture)

@@ -8,12 +8,12 @@ import pytest
 from click.testing import CliRunner
 
 import cli
-from gicnet_runtime import evaluate as ev
-from gicnet_runtime.evaluate_report import engine_potential
-from gicnet_runtime.icdef import ICDefinition
-from gicnet_runtime.model import load_model
-from gicnet_runtime.trajectory import Trajectory
-from gicnet_runtime.trajio import write_trajectory
+from gicnet_runtime.analysis import evaluate as ev
+from gicnet_runtime.analysis.report import engine_potential
+from gicnet_runtime.core.icdef import ICDefinition
+from gicnet_runtime.core.model import load_model
+from gicnet_runtime.core.trajectory import Trajectory
+from gicnet_runtime.io.formats import write_trajectory
 from gicnet_runtime.units import EV_IN_KCAL_PER_MOL
 from tests.onnx_fixtures import (
     ETHANOL_IC_ROWS,

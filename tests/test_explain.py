@@ -6,13 +6,13 @@ import pytest
 from click.testing import CliRunner
 
 import cli
-from gicnet_runtime import internal
-from gicnet_runtime.explain import input_labels, integrated_gradients
-from gicnet_runtime.icdef import ICDefinition
-from gicnet_runtime.initial import read_initial_conditions
-from gicnet_runtime.model import DEFAULT_MODEL_DIR, load_model
-from gicnet_runtime.trajectory import Trajectory
-from gicnet_runtime.trajio import write_trajectory
+from gicnet_runtime.analysis.explain import input_labels, integrated_gradients
+from gicnet_runtime.core import internal
+from gicnet_runtime.core.icdef import ICDefinition
+from gicnet_runtime.core.model import DEFAULT_MODEL_DIR, load_model
+from gicnet_runtime.core.trajectory import Trajectory
+from gicnet_runtime.io.formats import write_trajectory
+from gicnet_runtime.io.initial import read_initial_conditions
 from tests.onnx_fixtures import (
     ETHANOL_IC_ROWS,
     ETHANOL_MASSES_AMU,

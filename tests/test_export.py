@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from cli import main as cli_main
-from gicnet_runtime.description import SINGLE_FORMAT_VERSION, ModelDescription
-from gicnet_runtime.model import load_model
+from gicnet_runtime.core.description import SINGLE_FORMAT_VERSION, ModelDescription
+from gicnet_runtime.core.model import load_model
 from gicnet_train.config import EnergyTrainConfig, TrainConfig
 from gicnet_train.export import INPUTS, OPSET, OUTPUTS, export_member, export_run
 from gicnet_train.fit import fit, load_member
@@ -159,7 +159,7 @@ def test_exported_model_runs_in_a_process_without_torch(exported, short_md):
         import sys
         sys.modules["torch"] = None  # any import of torch now fails
         import numpy as np
-        from gicnet_runtime.model import load_model
+        from gicnet_runtime.core.model import load_model
         model = load_model({str(folder)!r}, device="cpu")
         out = model.predict(np.array({pos}), np.array({vel}), [0.0, 5.0])
         print(float(np.abs(out.positions[:, 0] - np.array({pos})).max()))

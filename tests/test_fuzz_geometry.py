@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from gicnet_runtime.core.icdef import ICDefinition, check_geometry, reference_angles_deg
 from gicnet_runtime.errors import GicnetError
-from gicnet_runtime.icdef import ICDefinition, check_geometry, reference_angles_deg
 from gicnet_train import geometry as geo
 from tests.onnx_fixtures import ETHANOL_IC_ROWS, ETHANOL_MASSES_AMU
 

@@ -14,14 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gicnet_runtime.description import ModelDescription
+from gicnet_runtime.core.description import ModelDescription
+from gicnet_runtime.core.icdef import ICDefinition
+from gicnet_runtime.core.session import Session
+from gicnet_runtime.core.trajectory import Trajectory
 from gicnet_runtime.errors import GicnetError
-from gicnet_runtime.icdef import ICDefinition
-from gicnet_runtime.initial import read_initial_conditions, read_velocity_blocks
-from gicnet_runtime.resume import load_state
-from gicnet_runtime.session import Session
-from gicnet_runtime.trajectory import Trajectory
-from gicnet_runtime.trajio import read_trajectory, write_trajectory
+from gicnet_runtime.io.formats import read_trajectory, write_trajectory
+from gicnet_runtime.io.initial import read_initial_conditions, read_velocity_blocks
+from gicnet_runtime.unroll.checkpoint import load_state
 from tests.onnx_fixtures import (
     ETHANOL_MASSES_AMU,
     ETHANOL_POSITIONS_A,

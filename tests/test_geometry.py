@@ -8,8 +8,8 @@ from ase.build import molecule
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gicnet_runtime.core.icdef import D0, D1, D2, ICDefinition
 from gicnet_runtime.errors import InputError
-from gicnet_runtime.icdef import D0, D1, D2, ICDefinition
 from gicnet_train import geometry as g
 from gicnet_train.icbuild import build_icdef
 

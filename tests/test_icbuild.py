@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from gicnet_runtime.icdef import MIN_REFERENCE_ANGLE_DEG, reference_angles_deg
+from gicnet_runtime.core.icdef import MIN_REFERENCE_ANGLE_DEG, reference_angles_deg
 from gicnet_train.icbuild import MIN_BUILD_ANGLE_DEG, bond_matrix, build_icdef
 
 

@@ -1,12 +1,12 @@
-"""gicnet_runtime.icdef: the .ic format, row validation and geometry checks."""
+"""gicnet_runtime.core.icdef: the .ic format, row validation and geometry checks."""
 
 import numpy as np
 import pytest
 import torch
 from ase.build import molecule
 
+from gicnet_runtime.core.icdef import D0, D1, D2, ICDefinition, check_geometry, reference_angles_deg
 from gicnet_runtime.errors import GeometryError, InputError
-from gicnet_runtime.icdef import D0, D1, D2, ICDefinition, check_geometry, reference_angles_deg
 from gicnet_train import geometry as g
 from gicnet_train.icbuild import build_icdef
 

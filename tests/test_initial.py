@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from gicnet_runtime.core.trajectory import Trajectory
 from gicnet_runtime.errors import InputError
-from gicnet_runtime.initial import initial_conditions_for, read_initial_conditions
-from gicnet_runtime.trajectory import Trajectory
-from gicnet_runtime.trajio import write_trajectory
+from gicnet_runtime.io.formats import write_trajectory
+from gicnet_runtime.io.initial import initial_conditions_for, read_initial_conditions
 from tests.onnx_fixtures import (
     ETHANOL_MASSES_AMU,
     ETHANOL_POSITIONS_A,

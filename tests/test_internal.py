@@ -7,9 +7,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gicnet_runtime import internal
+from gicnet_runtime.core import internal
+from gicnet_runtime.core.icdef import ICDefinition
 from gicnet_runtime.errors import InputError
-from gicnet_runtime.icdef import ICDefinition
 from gicnet_train import geometry as geo
 from tests.onnx_fixtures import (
     ETHANOL_IC_ROWS,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from gicnet_runtime import load_model
+from gicnet_runtime.core.model import DEFAULT_MODEL_DIR, model_files
 from gicnet_runtime.errors import InputError, ModelError
-from gicnet_runtime.model import DEFAULT_MODEL_DIR, model_files
 from tests.onnx_fixtures import ETHANOL_POSITIONS_A, thermal_velocities, write_model
 
 TIMES_FS = np.array([0.0, 0.5, 2.0, 3.7, 7.25, 10.0])
@@ -94,7 +94,7 @@ def test_members_must_agree(models):
 
 
 def test_missing_default_model_is_a_clear_error(monkeypatch, tmp_path):
-    import gicnet_runtime.model as runtime_model
+    import gicnet_runtime.core.model as runtime_model
 
     monkeypatch.setattr(runtime_model, "DEFAULT_MODEL_DIR", tmp_path / "absent")
     with pytest.raises(ModelError, match="shipped model folder"):

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gicnet_runtime import momentum as mom
+from gicnet_runtime.unroll import momentum as mom
 
 # Two atoms on the x axis: m = (1, 3) amu at x = 0 and 4 Å; centre of mass at x = 3 Å.
 PAIR_MASSES = np.array([1.0, 3.0])

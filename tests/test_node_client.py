@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from gicnet_runtime import load_model, read_initial_conditions
-from gicnet_runtime.trajio import read_trajectory
+from gicnet_runtime.io.formats import read_trajectory
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT = ROOT / "clients" / "node"
@@ -259,9 +259,10 @@ def _restoration_cases(description, positions) -> list[dict]:
     """States near ``positions`` (N, 3) Å of the model's molecule, with targets inside the
     clip, beyond it both ways and below what the rest of the motion holds; dependent
     coordinates (a bond twice); a linear angle (CO2)."""
-    from gicnet_runtime import energy_restore, internal
-    from gicnet_runtime import momentum as mom
-    from gicnet_runtime.icdef import ICDefinition
+    from gicnet_runtime.core import internal
+    from gicnet_runtime.core.icdef import ICDefinition
+    from gicnet_runtime.unroll import energy_restore
+    from gicnet_runtime.unroll import momentum as mom
 
     icdef = ICDefinition(description.ic_rows)
     bonds, angles = internal.row_bonds(icdef), internal.row_angles(icdef)
@@ -285,11 +286,12 @@ def _restoration_cases(description, positions) -> list[dict]:
 
 
 def test_energy_restoration_is_pythons(node, model, initial):
-    """clients/node/src/energyRestore.js against gicnet_runtime.energy_restore: the IC-row
+    """clients/node/src/energyRestore.js against gicnet_runtime.unroll.energy_restore: the IC-row
     bonds and angles it scales, and the restored velocities in every branch (a client that
     scaled the whole vibration instead fails here)."""
-    from gicnet_runtime import energy_restore, internal
-    from gicnet_runtime.icdef import ICDefinition
+    from gicnet_runtime.core import internal
+    from gicnet_runtime.core.icdef import ICDefinition
+    from gicnet_runtime.unroll import energy_restore
 
     desc = model.description
     ic_rows = [list(r) for r in desc.ic_rows]

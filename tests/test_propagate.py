@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from gicnet_runtime import load_model
-from gicnet_runtime import momentum as mom
 from gicnet_runtime.errors import InputError
+from gicnet_runtime.unroll import momentum as mom
 from tests.onnx_fixtures import (
     ETHANOL_MASSES_AMU,
     ETHANOL_POSITIONS_A,
@@ -63,7 +63,8 @@ FLOAT32_RTOL = 1e-6
 def test_momenta_are_restored_to_their_initial_values(models):
     vel = thermal_velocities(3)
     model = _model(models, "defective")
-    p0, l0 = mom.linear_momentum(vel, MASSES), mom.angular_momentum(ETHANOL_POSITIONS_A, vel, MASSES)
+    p0 = mom.linear_momentum(vel, MASSES)
+    l0 = mom.angular_momentum(ETHANOL_POSITIONS_A, vel, MASSES)
     raw = model.predict(ETHANOL_POSITIONS_A, vel, [10.0])
     assert np.abs(mom.linear_momentum(raw.velocities, MASSES) - p0).max() > 1e-2  # it drifts
     assert np.abs(mom.angular_momentum(raw.positions, raw.velocities, MASSES) - l0).max() > 1e-2
@@ -232,7 +233,7 @@ def test_bad_segment_lengths(models, segment_fs):
 
 @pytest.mark.parametrize(("dt_fs", "n_times"), [(0.5, 20), (0.1, 100), (0.7, 23), (2.5, 12)])
 def test_each_segment_time_is_predicted_once(dt_fs, n_times):
-    from gicnet_runtime.propagate import _segment_times
+    from gicnet_runtime.unroll.segment import _segment_times
 
     checks = np.arange(1, 11) * 1.0
     frames = dt_fs * np.arange(1, 200)

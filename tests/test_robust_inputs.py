@@ -15,14 +15,14 @@ import pytest
 from click.testing import CliRunner
 
 import cli
-from gicnet_runtime.description import METADATA_PREFIX
+from gicnet_runtime.core.description import METADATA_PREFIX
+from gicnet_runtime.core.model import load_model
+from gicnet_runtime.core.timegrid import parse_times
+from gicnet_runtime.core.trajectory import Trajectory
 from gicnet_runtime.errors import GeometryError, GicnetError, InputError, ModelError
-from gicnet_runtime.initial import initial_conditions_for, read_initial_conditions
-from gicnet_runtime.model import load_model
-from gicnet_runtime.resume import PropagateCheckpoint, checkpoint_path
-from gicnet_runtime.timegrid import parse_times
-from gicnet_runtime.trajectory import Trajectory
-from gicnet_runtime.trajio import check_writable, read_trajectory, write_trajectory
+from gicnet_runtime.io.formats import check_writable, read_trajectory, write_trajectory
+from gicnet_runtime.io.initial import initial_conditions_for, read_initial_conditions
+from gicnet_runtime.unroll.checkpoint import PropagateCheckpoint, checkpoint_path
 from tests.onnx_fixtures import (
     ETHANOL_MASSES_AMU,
     ETHANOL_POSITIONS_A,
@@ -318,7 +318,7 @@ def test_write_failure_is_one_line_and_leaves_no_file(tmp_path, monkeypatch):
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("gicnet_runtime.mlatom_npz.np.savez", full_disk)
+    monkeypatch.setattr("gicnet_runtime.io.mlatom_npz.np.savez", full_disk)
     with pytest.raises(InputError, match="cannot write .*No space left on device"):
         write_trajectory(_traj(), tmp_path / "x.npz")
     assert os.listdir(tmp_path) == []

@@ -22,11 +22,11 @@ import pytest
 from click.testing import CliRunner
 
 import cli
-from gicnet_runtime.model import load_model
-from gicnet_runtime.resume import PropagateCheckpoint, checkpoint_path, load_state
-from gicnet_runtime.trajectory import Trajectory
-from gicnet_runtime.trajio import read_trajectory, write_trajectory
+from gicnet_runtime.core.model import load_model
+from gicnet_runtime.core.trajectory import Trajectory
+from gicnet_runtime.io.formats import read_trajectory, write_trajectory
 from gicnet_runtime.units import AMU_A2_PER_FS2_IN_EV
+from gicnet_runtime.unroll.checkpoint import PropagateCheckpoint, checkpoint_path, load_state
 from tests.onnx_fixtures import (
     ETHANOL_MASSES_AMU,
     ETHANOL_POSITIONS_A,
@@ -134,8 +134,8 @@ class _KilledAfter(PropagateCheckpoint):
         super().__init__(path, every_s=0.0)
         self.saves = saves
 
-    def __call__(self, unrolls) -> None:
-        super().__call__(unrolls)
+    def __call__(self, state, sink) -> None:
+        super().__call__(state, sink)
         self.saves -= 1
         if self.saves == 0:
             raise _Killed
@@ -173,7 +173,7 @@ def test_resumed_run_equals_an_uninterrupted_one(models, tmp_path, names, saves)
 
 
 def _key(model, args, kw) -> str:
-    from gicnet_runtime.resume import fingerprint
+    from gicnet_runtime.unroll.checkpoint import fingerprint
 
     pos, vel, duration, dt = args
     return fingerprint(model.paths, pos, vel, duration, dt, kw["energy_threshold_eV"],
@@ -188,7 +188,7 @@ def test_checkpoint_holds_no_pickle_and_is_replaced_atomically(models, tmp_path)
     with np.load(path, allow_pickle=False) as data:  # raises on any object array
         header = json.loads(str(data["header"]))
         assert all(data[k].dtype != object for k in data.files)
-    assert header["version"] == 2 and len(header["failure"]) == 3
+    assert header["version"] == 3 and len(header["failure"]) == 3
     assert sorted(os.listdir(tmp_path)) == ["x.resume.npz"]  # no temporary files left
 
 
@@ -215,16 +215,18 @@ def test_sigkill_leaves_no_output_and_resume_finishes_identically(models, tmp_pa
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    # No output; besides the checkpoint at most the hidden temporary copy of a checkpoint
-    # that was being written when the kill came (removed when the run completes).
+    # No output; besides the checkpoint and the frame spool at most the hidden temporary
+    # copy of a checkpoint that was being written when the kill came (removed when the run
+    # completes).
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert ckpt.name in left
-    assert all(n == ckpt.name or (n.startswith(f".{ckpt.name}.") and n.endswith(".tmp"))
-               for n in left), left
+    spool = out.with_name(out.name + ".resume.frames")
+    assert ckpt.name in left and spool.name in left
+    assert all(n in (ckpt.name, spool.name)
+               or (n.startswith(f".{ckpt.name}.") and n.endswith(".tmp")) for n in left), left
     resumed = subprocess.run(cmd + ["--resume"], cwd=REPO, env=env, capture_output=True,
                              text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
-    assert not ckpt.exists()
+    assert not ckpt.exists() and not spool.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     reference = model.propagate(POSITIONS, TRANSLATIONS, 800.0, 1.0, energy_threshold_eV=0.5)
     written = [read_trajectory(tmp_path / f"run_{b:03d}.h5") for b in range(3)]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gicnet_runtime.trajio import write_trajectory
+from gicnet_runtime.io.formats import write_trajectory
 
 REPO = Path(__file__).resolve().parent.parent
 #: Tiny and fast, but long enough (12 epochs of 10 batches) to be killed mid-epoch.

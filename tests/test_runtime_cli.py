@@ -5,9 +5,9 @@ import pytest
 from click.testing import CliRunner
 
 import cli
-from gicnet_runtime.session import cuda_available
-from gicnet_runtime.trajectory import Trajectory
-from gicnet_runtime.trajio import read_trajectory, write_trajectory
+from gicnet_runtime.core.session import cuda_available
+from gicnet_runtime.core.trajectory import Trajectory
+from gicnet_runtime.io.formats import read_trajectory, write_trajectory
 from gicnet_runtime.units import ase_velocities_to_a_per_fs
 from tests.onnx_fixtures import (
     ETHANOL_MASSES_AMU,
@@ -39,7 +39,7 @@ def _run(*args):
 def test_info_prints_the_description(files):
     result = _run("info", "--model", files["free"])
     assert result.exit_code == 0, result.output
-    assert "tc_fs: 10" in result.output and "atoms (9): 6 6 8 1 1 1 1 1 1" in result.output
+    assert "tc_fs: 10" in result.output and "atoms (9): C C O H H H H H H" in result.output
 
 
 def test_predict_writes_ase_readable_extxyz(files, tmp_path):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from gicnet_runtime.core.session import CPU, Session, _chunks, cuda_available
 from gicnet_runtime.errors import GicnetError, ModelError
-from gicnet_runtime.session import CPU, Session, _chunks, cuda_available
 from tests.onnx_fixtures import (
     ETHANOL_POSITIONS_A,
     description,

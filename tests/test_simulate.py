@@ -9,9 +9,9 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from click.testing import CliRunner
 
 from gicnet_runtime.errors import InputError
-from gicnet_runtime.trajio import read_trajectory
-from gicnet_runtime.engines import make_calculator
-from gicnet_train.simulate import (
+from gicnet_runtime.io.formats import read_trajectory
+from gicnet_runtime.reference.engines import make_calculator
+from gicnet_runtime.reference.simulate import (
     SimulationSettings,
     equilibrate,
     kinetic_temperature_K,

@@ -6,16 +6,16 @@ import pytest
 from click.testing import CliRunner
 
 import cli
-from gicnet_runtime.errors import InputError
-from gicnet_runtime.spectrum import (
+from gicnet_runtime.analysis.spectrum import (
     SPEED_OF_LIGHT_CM_PER_FS,
     find_peaks,
     match_peaks,
     power_spectrum,
     similarity,
 )
-from gicnet_runtime.trajectory import Trajectory
-from gicnet_runtime.trajio import write_trajectory
+from gicnet_runtime.core.trajectory import Trajectory
+from gicnet_runtime.errors import InputError
+from gicnet_runtime.io.formats import write_trajectory
 from gicnet_runtime.units import AMU_A2_PER_FS2_IN_EV
 
 DT_FS = 0.5
@@ -185,11 +185,11 @@ def test_cli_spectrum_writes_plot_csv_and_scores(tmp_path):
     assert bad.exit_code == 1 and "unknown window" in bad.output
 
 
-def _two_band_spectrum(oh_height: float) -> "sp.Spectrum":
+def _two_band_spectrum(oh_height: float):
     """C-H band at 3000 cm-1 (height 1) and O-H band at 3600 cm-1 (height oh_height)."""
     import numpy as np
 
-    from gicnet_runtime import spectrum as sp
+    from gicnet_runtime.analysis import spectrum as sp
 
     w = np.linspace(0.0, 4000.0, 4001)
     intensity = (np.exp(-0.5 * ((w - 3000.0) / 20.0) ** 2)
@@ -198,7 +198,7 @@ def _two_band_spectrum(oh_height: float) -> "sp.Spectrum":
 
 
 def test_band_height_ratios_compare_stretch_band_maxima():
-    from gicnet_runtime import spectrum as sp
+    from gicnet_runtime.analysis import spectrum as sp
 
     reference = _two_band_spectrum(0.8)
     damped = _two_band_spectrum(0.4)

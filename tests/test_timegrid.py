@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from gicnet_runtime.core.timegrid import frame_times_fs, parse_times, segment_of
 from gicnet_runtime.errors import InputError
-from gicnet_runtime.timegrid import frame_times_fs, parse_times, segment_of
 
 
 def test_parse_range_includes_stop():

@@ -15,9 +15,9 @@ from ase.io import read as ase_read
 from ase.io import write as ase_write
 from ase.io.trajectory import Trajectory as AseTrajectory
 
+from gicnet_runtime.core.trajectory import Trajectory
 from gicnet_runtime.errors import InputError
-from gicnet_runtime.trajectory import Trajectory
-from gicnet_runtime.trajio import read_trajectories, read_trajectory, write_trajectory
+from gicnet_runtime.io.formats import read_trajectories, read_trajectory, write_trajectory
 
 SUFFIXES = {"h5md": ".h5", "extxyz": ".xyz", "traj": ".traj", "npz": ".npz"}
 # Velocities pass through ASE's momenta (v * m in ASE units) in extxyz and .traj: a

@@ -1,0 +1,183 @@
+"""Extended XYZ and ASE .traj trajectories, read through ASE.
+
+Velocities live where ASE keeps them: as momenta (amu·Å per ASE time unit) with
+explicit masses, so ``ase.io.read(...).get_velocities()`` returns them.  Per-frame
+info keys: ``time_fs`` (fs), ``energy`` (potential energy, eV, read by ASE as the
+calculator result), ``kinetic_energy_eV``; the first frame carries the provenance
+as ``gicnet_info`` (JSON; ``gicnet_info_hex`` for the rare values extended XYZ
+cannot quote).
+
+The extended XYZ writer is gicnet's own: ASE's writes 8 decimals, which would not
+round-trip; this one writes every float with 17 significant digits in the same
+grammar, and the reader is ASE's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from gicnet_runtime.core.trajectory import Trajectory
+from gicnet_runtime.errors import InputError
+from gicnet_runtime.io.support import jsonable, require
+from gicnet_runtime.units import a_per_fs_to_ase_velocities, ase_velocities_to_a_per_fs
+
+_PROPERTIES = "species:S:1:pos:R:3:momenta:R:3:masses:R:1"
+_FLOAT = "%.17g"
+
+
+def write_extxyz_blocks(path: Path, blocks: Iterable[Trajectory], info: dict, **_) -> None:
+    """Write the frames of ``blocks`` (consecutive pieces of one trajectory) as extended
+    XYZ with full float64 precision; ``info`` goes into the first frame."""
+    extxyz = require("ase.io.extxyz")
+    data = require("ase.data")
+    row_format = " ".join(["%s"] + [_FLOAT] * 7) + "\n"
+    first = True
+    with open(path, "w", encoding="ascii") as fh:
+        for traj in blocks:
+            symbols = [data.chemical_symbols[z] for z in traj.atomic_numbers]
+            # float64 first: unrolled frames are float32, and float32 momenta would not
+            # give the velocities back exactly.
+            velocities = np.asarray(traj.velocities, dtype=np.float64)
+            momenta = a_per_fs_to_ase_velocities(velocities) * traj.masses[None, :, None]
+            for i in range(traj.n_frames):
+                header = _frame_info(traj, i)
+                if first and info:
+                    header.update(_info_entry(info))
+                first = False
+                comment = extxyz.key_val_dict_to_str(header)
+                fh.write(f"{traj.n_atoms}\nProperties={_PROPERTIES} {comment}\n")
+                fh.writelines(row_format % (symbol, *traj.positions[i, j], *momenta[i, j],
+                                            traj.masses[j]) for j, symbol in enumerate(symbols))
+
+
+def _frame_info(traj: Trajectory, i: int) -> dict:
+    header = {"pbc": "F F F", "time_fs": float(traj.time_fs[i])}
+    if traj.potential_energy is not None:
+        header["energy"] = float(traj.potential_energy[i])
+    if traj.kinetic_energy is not None:
+        header["kinetic_energy_eV"] = float(traj.kinetic_energy[i])
+    return header
+
+
+def _info_entry(info: dict) -> dict:
+    """Provenance as ASE-style JSON; hex-encoded JSON when it holds a backslash.
+
+    ASE's comment-line parser drops backslashes, and JSON needs them for quotes and
+    non-ASCII characters inside strings.
+    """
+    text = json.dumps(info, sort_keys=True, default=jsonable)
+    if "\\" in text:
+        return {"gicnet_info_hex": text.encode().hex()}
+    return {"gicnet_info": "_JSON " + text}
+
+
+def write_traj_blocks(path: Path, blocks: Iterable[Trajectory], info: dict, **_) -> None:
+    """Write the frames of ``blocks`` as an ASE .traj file (energies as single-point
+    calculator results); ``info`` goes into the first frame."""
+    require("ase")
+    from ase.io.trajectory import Trajectory as AseTrajectory
+
+    info0 = json.loads(json.dumps(info, default=jsonable))
+    first = True
+    with AseTrajectory(str(path), "w") as writer:
+        for traj in blocks:
+            for i in range(traj.n_frames):
+                atoms = frame_atoms(traj, i)
+                if first and info0:
+                    atoms.info["gicnet_info"] = info0
+                first = False
+                writer.write(atoms)
+
+
+def frame_atoms(traj: Trajectory, i: int):
+    """Frame ``i`` as ase.Atoms: velocities in ASE units, time and kinetic energy in
+    ``info``, the potential energy as a single-point calculator result."""
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    atoms = Atoms(numbers=traj.atomic_numbers, positions=traj.positions[i], masses=traj.masses)
+    atoms.set_velocities(a_per_fs_to_ase_velocities(traj.velocities[i].astype(np.float64)))
+    atoms.info = {"time_fs": float(traj.time_fs[i])}
+    if traj.kinetic_energy is not None:
+        atoms.info["kinetic_energy_eV"] = float(traj.kinetic_energy[i])
+    if traj.potential_energy is not None:
+        atoms.calc = SinglePointCalculator(atoms, energy=float(traj.potential_energy[i]))
+    return atoms
+
+
+def read_extxyz(path: Path, frame_spacing_fs: float | None = None, **_) -> Trajectory:
+    """Read an extended XYZ file with velocities (momenta and masses)."""
+    return read_ase(path, "extxyz", frame_spacing_fs)
+
+
+def read_traj(path: Path, frame_spacing_fs: float | None = None, **_) -> Trajectory:
+    """Read an ASE .traj file with velocities."""
+    return read_ase(path, "traj", frame_spacing_fs)
+
+
+def read_ase(path: Path, kind: str, frame_spacing_fs: float | None) -> Trajectory:
+    """Read an extended XYZ (``kind="extxyz"``) or ASE .traj file with velocities."""
+    ase_io = require("ase.io")
+    frames = ase_io.read(str(path), index=":", format=kind)
+    if not frames:
+        raise InputError("file holds no frames")
+    first = frames[0]
+    for n, atoms in enumerate(frames):
+        if "momenta" not in atoms.arrays:
+            raise InputError(f"frame {n} has no velocities (momenta)")
+        if len(atoms) != len(first) or np.any(atoms.numbers != first.numbers):
+            raise InputError(f"frame {n} has different atoms from frame 0")
+    positions = np.stack([atoms.get_positions() for atoms in frames])
+    velocities = ase_velocities_to_a_per_fs(np.stack([a.get_velocities() for a in frames]))
+    return Trajectory(
+        time_fs=_frame_times(frames, frame_spacing_fs),
+        positions=positions,
+        velocities=velocities,
+        atomic_numbers=first.numbers,
+        masses=first.get_masses(),
+        potential_energy=_potential_energies(frames),
+        kinetic_energy=_info_series(frames, "kinetic_energy_eV"),
+        info=_provenance(first.info),
+    )
+
+
+def _frame_times(frames, frame_spacing_fs: float | None) -> np.ndarray:
+    times = _info_series(frames, "time_fs")
+    if times is not None:
+        return times
+    if frame_spacing_fs is None:
+        raise InputError("frames carry no time_fs; pass the frame spacing (frame_spacing_fs)")
+    if not frame_spacing_fs > 0:
+        raise InputError(f"frame spacing must be positive, got {frame_spacing_fs} fs")
+    return np.arange(len(frames)) * float(frame_spacing_fs)
+
+
+def _info_series(frames, key: str) -> np.ndarray | None:
+    present = [key in atoms.info for atoms in frames]
+    if not any(present):
+        return None
+    if not all(present):
+        raise InputError(f"{key} is present in some frames only")
+    return np.array([float(atoms.info[key]) for atoms in frames])
+
+
+def _potential_energies(frames) -> np.ndarray | None:
+    energies = [None if a.calc is None else a.calc.results.get("energy") for a in frames]
+    if all(e is None for e in energies):
+        return None
+    if any(e is None for e in energies):
+        raise InputError("potential energy is present in some frames only")
+    return np.array(energies, dtype=np.float64)
+
+
+def _provenance(info: dict) -> dict:
+    if "gicnet_info_hex" in info:
+        return json.loads(bytes.fromhex(str(info["gicnet_info_hex"])).decode())
+    value = info.get("gicnet_info", {})
+    if not isinstance(value, dict):
+        raise InputError("gicnet_info in the first frame is not a JSON object")
+    return value
