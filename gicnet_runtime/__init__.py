@@ -11,7 +11,8 @@ Layers, each a subpackage that imports only the ones before it:
 - :mod:`gicnet_runtime.cli`: the ``gicnet`` command.
 
 Shared by all: :mod:`~gicnet_runtime.units`, :mod:`~gicnet_runtime.errors`,
-:mod:`~gicnet_runtime.atomic`.  Nothing here imports torch or the training package.
+:mod:`~gicnet_runtime.atomic`, :mod:`~gicnet_runtime.jsonsafe`,
+:mod:`~gicnet_runtime.progress`.  Nothing here imports torch or the training package.
 """
 
 from gicnet_runtime._lazy import lazy_exports

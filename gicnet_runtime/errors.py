@@ -18,6 +18,11 @@ class ModelError(GicnetError):
     """A model file that is missing, corrupted, foreign or of an unsupported version."""
 
 
+class Interrupted(GicnetError):
+    """A run stopped by SIGINT or SIGTERM after saving what it had done; the message says
+    how to continue.  The CLI exits with status 130."""
+
+
 class GeometryError(InputError):
     """A geometry the internal-coordinate definition cannot represent (e.g. collinear
     references)."""

@@ -10,11 +10,14 @@ gicnet[train]" error.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
-from gicnet_runtime.core.description import HEADS
+from gicnet_runtime.cli.estimate import MAX_PARAMETERS, check_train, limit_option
+from gicnet_runtime.cli.types import DURATION_FS, INDEX, STEP_FS, THREADS
+from gicnet_runtime.core.description import HEADS, MAX_MEMBERS
 from gicnet_runtime.errors import GicnetError, InputError
 from gicnet_train.config import default_setting, load_config
 
@@ -73,7 +76,8 @@ def _setting(flag: str, kind, help_text: str):
                    "of a run.json, every key optional); options given here override it.")
 @_setting("--tc-fs", float, "Segment length, fs.")
 @_setting("--epochs", int, "Epochs (at most; see --patience and --time-budget-s).")
-@click.option("--ensemble", "n_members", type=int, default=1, show_default=True,
+@click.option("--ensemble", "n_members", type=click.IntRange(max=MAX_MEMBERS), default=1,
+              show_default=True,
               help="Members trained with seeds SEED, SEED+1000, ...")
 @click.option("--device", type=str, default="auto", show_default=True,
               help="auto, cpu or cuda.")
@@ -98,16 +102,17 @@ def _setting(flag: str, kind, help_text: str):
 @_setting("--gate-width-fs", float, "a in the gate f(t) = 1 - exp(-(t/a)^2), fs.")
 @click.option("--ic", "ic_file", type=click.Path(dir_okay=False), default=None,
               help="IC definition (.ic, MLatom format); default: built from the first frame.")
-@click.option("--frame-spacing-fs", type=float, default=None,
+@click.option("--frame-spacing-fs", type=STEP_FS, default=None,
               help="Frame spacing for files without time information, fs.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
+@click.option("--threads", type=THREADS, default=None, help="torch CPU threads.")
 @_setting("--time-budget-s", float,
           "Cut the epochs, after the first, to what fits this many seconds per member (0 = off).")
 @click.option("--members", "only_members", type=str, default=None,
               help="Train only these member indices (comma-separated; empty string: only the "
                    "energy model), e.g. to train members in parallel processes with --resume.")
+@limit_option("--max-parameters", MAX_PARAMETERS, "network parameters (at least, from --hidden)")
 def train(data, out_dir, config_file, n_members, device, resume, ic_file, frame_spacing_fs,
-          threads, only_members, **settings):
+          threads, only_members, max_parameters, **settings):
     """Train a GICnet ensemble on trajectory files DATA (H5MD, extxyz, .traj, MLatom npz;
     folders and quoted glob patterns are expanded)."""
     require_training()
@@ -115,6 +120,7 @@ def train(data, out_dir, config_file, n_members, device, resume, ic_file, frame_
 
     import torch
 
+    from gicnet_runtime.cli.signals import graceful_stop
     from gicnet_runtime.core.icdef import ICDefinition
     from gicnet_runtime.io.formats import read_trajectories
     from gicnet_runtime.io.paths import trajectory_paths
@@ -123,6 +129,7 @@ def train(data, out_dir, config_file, n_members, device, resume, ic_file, frame_
     cfg = _config(click.get_current_context(), config_file, settings)
     if n_members < 1:
         raise InputError(f"--ensemble must be >= 1, got {n_members}")
+    check_train(cfg, max_parameters)
     members = _member_indices(only_members)
     paths = trajectory_paths(data)
     if threads:
@@ -130,8 +137,15 @@ def train(data, out_dir, config_file, n_members, device, resume, ic_file, frame_
     icdef = ICDefinition.read(ic_file) if ic_file else None
     start = time.monotonic()
     trajectories = read_trajectories(paths, frame_spacing_fs=frame_spacing_fs)
-    summary = fit(trajectories, out_dir, cfg, n_members=n_members, device=device, resume=resume,
-                  icdef=icdef, sources=[str(p) for p in paths], members=members)
+    created = not Path(out_dir).exists()
+    try:
+        with graceful_stop() as stop:
+            summary = fit(trajectories, out_dir, cfg, n_members=n_members, device=device,
+                          resume=resume, icdef=icdef, sources=[str(p) for p in paths],
+                          members=members, should_stop=stop)
+    except BaseException:
+        _remove_if_empty_run(Path(out_dir), created)
+        raise
     for member in summary["members"]:
         v = member["validation"]
         click.echo(f"member seed {member['seed']}: bond {v['bond_rmse']:.4f} A  "
@@ -141,6 +155,15 @@ def train(data, out_dir, config_file, n_members, device, resume, ic_file, frame_
     click.echo(f"{len(summary['members'])} of {n_members} member(s) trained; this call took "
                f"{time.monotonic() - start:.0f} s -> {out_dir}")
     _echo_verdict(summary["verdict"])
+
+
+def _remove_if_empty_run(out_dir: Path, created: bool) -> None:
+    """After a failed call: delete the run folder it created when no checkpoint made it
+    worth keeping (a resumable run keeps its folder)."""
+    import shutil
+
+    if created and out_dir.is_dir() and not any(out_dir.rglob("*.pt")):
+        shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def _config(ctx: click.Context, config_file: str | None, settings: dict):
@@ -183,13 +206,13 @@ def _echo_verdict(verdict: dict) -> None:
 @click.option("--out", required=True, type=click.Path(),
               help="A .onnx file (one member, or the whole ensemble as one ensemble file) or "
                    "a folder that receives the ensemble (see --layout).")
-@click.option("--member", type=int, default=None,
+@click.option("--member", type=INDEX, default=None,
               help="Export only this member.  [default: all members]")
 @click.option("--layout", type=click.Choice(["ensemble", "members"]), default="ensemble",
               show_default=True,
               help="How a folder receives an ensemble: one ensemble file (ensemble.onnx, the "
                    "members' outputs stacked, one graph call) or member_K.onnx per member.")
-@click.option("--unroll-segment-fs", type=float, default=None,
+@click.option("--unroll-segment-fs", type=DURATION_FS, default=None,
               help="Default length of the segments long trajectories are unrolled in, fs, "
                    "at most tc, written to the metadata.  [default: tc]")
 def export(run_dir, out, member, layout, unroll_segment_fs):
@@ -197,9 +220,27 @@ def export(run_dir, out, member, layout, unroll_segment_fs):
     require_training()
     from pathlib import Path
 
-    from gicnet_train.export import export_run
+    from gicnet_runtime.io.plan import OutputPlan
+    from gicnet_train.export import export_run, export_targets, remove_stale_models
 
-    for path, desc in export_run(run_dir, Path(out), member, unroll_segment_fs, layout):
+    out = Path(out)
+    folder = None if out.suffix == ".onnx" or out.is_dir() else out
+    targets = export_targets(run_dir, out, member, layout)
+    if folder is not None:
+        folder.mkdir(parents=True)
+    try:
+        with OutputPlan(command="export") as plan:
+            for path in targets:
+                plan.add(path, "model")
+            written = export_run(run_dir, out, member, unroll_segment_fs, layout,
+                                 stage=plan.staged)
+            plan.commit()
+        remove_stale_models(out, member, [path for path, _ in written])
+    except BaseException:
+        if folder is not None and not any(folder.iterdir()):
+            folder.rmdir()  # made for this export, which failed: leave nothing behind
+        raise
+    for path, desc in written:
         v = desc.validation
         members = "" if desc.n_members is None else f"{desc.n_members} members (mean), "
         click.echo(f"{path}  {members}{desc.n_atoms} atoms, tc {desc.tc_fs:g} fs, validation bond "

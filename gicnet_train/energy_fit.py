@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from gicnet_runtime.core.trajectory import Trajectory
 from gicnet_runtime.errors import InputError
+from gicnet_runtime.progress import progress as progress_reporter
 from gicnet_train.config import EnergyTrainConfig
 from gicnet_train.energy import EnergyModel
 
@@ -37,7 +37,8 @@ def fit_energy(train: list[Trajectory], val: list[Trajectory], cfg: EnergyTrainC
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=cfg.lr * 1e-2)
     gen = torch.Generator().manual_seed(seed)
     best, best_state = math.inf, None
-    for _ in tqdm(range(cfg.epochs), desc="energy model", disable=not progress, leave=False):
+    bar = progress_reporter(cfg.epochs, "energy model", "epoch", enabled=progress, leave=False)
+    for _ in range(cfg.epochs):
         for idx in torch.randperm(len(x), generator=gen).to(device).split(cfg.batch_size):
             loss = ((model(x[idx]) - e[idx]) / model.e_std).pow(2).mean()
             opt.zero_grad(set_to_none=True)
@@ -48,6 +49,8 @@ def fit_energy(train: list[Trajectory], val: list[Trajectory], cfg: EnergyTrainC
         if rmse < best:
             best = rmse
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        bar.update(1)
+    bar.close()
     model.load_state_dict(best_state)
     return model, {"val_rmse_eV": best, "train_rmse_eV": _rmse(model, x, e),
                    "val_std_eV": float(ev.std())}

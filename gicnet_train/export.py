@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
@@ -203,7 +204,8 @@ ENSEMBLE_FILE = "ensemble.onnx"
 
 
 def export_run(run_dir: str | Path, out: Path, member: int | None = None,
-               unroll_segment_fs: float | None = None, layout: str = "ensemble"
+               unroll_segment_fs: float | None = None, layout: str = "ensemble",
+               stage: Callable[[Path], Path] | None = None
                ) -> list[tuple[Path, ModelDescription]]:
     """Export a run; returns (path, description) pairs of the files written.
 
@@ -212,8 +214,24 @@ def export_run(run_dir: str | Path, out: Path, member: int | None = None,
     ``member_K.onnx``, or the whole ensemble as ``ensemble.onnx`` (``layout``
     "ensemble", one member: ``member_K.onnx``) or as ``member_K.onnx`` per member
     ("members").  The folder is loaded as one ensemble, so model files of an earlier
-    export there (``member_*.onnx``, ``ensemble.onnx``) that were not written go.
+    export there (``member_*.onnx``, ``ensemble.onnx``) that were not written go
+    (:func:`remove_stale_models`; with ``stage``, the caller removes them once it has
+    moved the staged files, named ``stage(path)``, into place).
     """
+    files = export_targets(run_dir, out, member, layout)
+    written = [(path, export_member(run_dir, stage(path) if stage else path, ks[0],
+                                    unroll_segment_fs) if len(ks) == 1
+                else export_ensemble(run_dir, stage(path) if stage else path, ks,
+                                     unroll_segment_fs))
+               for path, ks in files.items()]
+    if stage is None:
+        remove_stale_models(out, member, [path for path, _ in written])
+    return written
+
+
+def export_targets(run_dir: str | Path, out: Path, member: int | None = None,
+                   layout: str = "ensemble") -> dict[Path, list[int]]:
+    """The files :func:`export_run` writes: path -> the members it holds."""
     if layout not in LAYOUTS:
         raise InputError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     run_dir, out = Path(run_dir), Path(out)
@@ -221,20 +239,22 @@ def export_run(run_dir: str | Path, out: Path, member: int | None = None,
     if not members:
         raise InputError(f"{run_dir} holds no trained member (member_K/best.pt)")
     if out.suffix == ".onnx":
-        files = {out: members}
-    elif len(members) > 1 and layout == "ensemble":
-        files = {out / ENSEMBLE_FILE: members}
-    else:
-        files = {out / f"member_{k}.onnx": [k] for k in members}
-    written = [(path, export_member(run_dir, path, ks[0], unroll_segment_fs) if len(ks) == 1
-                else export_ensemble(run_dir, path, ks, unroll_segment_fs))
-               for path, ks in files.items()]
-    if member is None and out.suffix != ".onnx":
-        keep = {path.name for path, _ in written}
-        for stale in [*out.glob("member_*.onnx"), out / ENSEMBLE_FILE]:
-            if stale.exists() and stale.name not in keep:
-                stale.unlink()
-    return written
+        return {out: members}
+    if len(members) > 1 and layout == "ensemble":
+        return {out / ENSEMBLE_FILE: members}
+    return {out / f"member_{k}.onnx": [k] for k in members}
+
+
+def remove_stale_models(out: Path, member: int | None, written: list[Path]) -> None:
+    """Delete model files of an earlier export in folder ``out`` that were not written
+    now (a whole-ensemble export into a folder only)."""
+    out = Path(out)
+    if member is not None or out.suffix == ".onnx":
+        return
+    keep = {path.name for path in written}
+    for stale in [*out.glob("member_*.onnx"), out / ENSEMBLE_FILE]:
+        if stale.exists() and stale.name not in keep:
+            stale.unlink()
 
 
 def trained_members(run_dir: Path) -> list[int]:

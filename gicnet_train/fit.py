@@ -11,6 +11,7 @@ Run folder layout::
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +55,13 @@ def _trajectory_split(n: int, cfg: TrainConfig) -> tuple[list[int], list[int]]:
 def fit(trajectories: list[Trajectory], out: Path, cfg: TrainConfig, n_members: int = 1,
         device: str = "auto", resume: bool = False, icdef: ICDefinition | None = None,
         sources: list[str] | None = None, progress: bool = True,
-        members: list[int] | None = None) -> dict[str, object]:
+        members: list[int] | None = None,
+        should_stop: Callable[[], bool] | None = None) -> dict[str, object]:
     """Train the energy model and ``n_members`` GICnet models; returns the summary.
+
+    ``should_stop`` is polled after every training step; when it returns True, the member
+    in training saves its checkpoint (last.pt) and :class:`gicnet_runtime.errors.Interrupted`
+    is raised (``resume`` continues it).
 
     ``members`` restricts this call to some member indices (default: all), so that
     members of one run can train in parallel processes that share its energy model:
@@ -91,7 +97,7 @@ def fit(trajectories: list[Trajectory], out: Path, cfg: TrainConfig, n_members: 
         on_device = (train.to(dev), val.to(dev))
         for k in todo:
             _train_one(k, trajectories[0].masses, icdef, on_device, val, cfg, out, energy, dev,
-                       resume, progress)
+                       resume, progress, should_stop)
     summary = {"energy": ckpt.read_json(out / "energy" / "metrics.json"),
                "members": [ckpt.read_json(out / f"member_{k}" / "final.json")
                            for k in range(n_members)
@@ -131,7 +137,7 @@ def _write_run(out: Path, first: Trajectory, cfg: TrainConfig, icdef: ICDefiniti
 
 def _train_one(k: int, masses, icdef: ICDefinition, on_device: tuple, val, cfg: TrainConfig,
                out: Path, energy: EnergyModel, dev: torch.device, resume: bool,
-               progress: bool) -> None:
+               progress: bool, should_stop: Callable[[], bool] | None = None) -> None:
     """Train member ``k`` (seed cfg.seed + MEMBER_SEED_STEP k) on the (train, validation)
     pairs ``on_device``; write its final.json, measured on the CPU copy ``val``."""
     seed = cfg.seed + MEMBER_SEED_STEP * k
@@ -141,7 +147,7 @@ def _train_one(k: int, masses, icdef: ICDefinition, on_device: tuple, val, cfg: 
     model.set_scaling(train_d.q0, train_d.q0_dot, train_d.q[:, -1])
     member_dir = out / f"member_{k}"
     result = train_member(model, train_d, val_d, dataclasses.replace(cfg, seed=seed), member_dir,
-                          energy, resume, progress)
+                          energy, resume, progress, should_stop)
     final = member_report(model.cpu(), val, icdef)
     final["seed"] = seed
     final["training"] = {k: v for k, v in result.items() if k != "history"}

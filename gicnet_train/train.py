@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from gicnet_runtime.errors import Interrupted
+from gicnet_runtime.progress import progress as progress_reporter
 from gicnet_runtime.units import AMU_A2_PER_FS2_IN_EV
 from gicnet_train import checkpoint as ckpt
 from gicnet_train import geometry as geo
@@ -101,9 +104,13 @@ def planned_epochs(done: int, trained_s: float, budget_s: float, planned: int) -
 
 def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out: Path,
                  energy: EnergyModel | None = None, resume: bool = False,
-                 progress: bool = True) -> dict[str, object]:
+                 progress: bool = True,
+                 should_stop: Callable[[], bool] | None = None) -> dict[str, object]:
     """Train one model into ``out`` (last.pt, best.pt, history.json); returns the best and
-        last validation losses, the best epoch, the epochs run and the history."""
+        last validation losses, the best epoch, the epochs run and the history.
+
+    ``should_stop``: polled after every step; True saves last.pt and raises
+    :class:`gicnet_runtime.errors.Interrupted`."""
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "batch": 0, "step": 0, "best_loss": math.inf, "best_epoch": 0,
              "history": [], "epochs": cfg.epochs, "stopped_early": False}
@@ -134,10 +141,11 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(
             cfg.seed * 100_003 + epoch)).to(train.q0.device)
         batches = order.split(cfg.batch_size)
-        bar = tqdm(range(state["batch"], n_batches), desc=f"{out.name} epoch {epoch + 1}",
-                   disable=not progress, leave=False, initial=state["batch"], total=n_batches)
+        bar = progress_reporter(n_batches, f"{out.name} epoch {epoch + 1}", "step",
+                                enabled=progress, leave=False)
+        bar.update(state["batch"])
         last_save = time.monotonic()
-        for b in bar:
+        for b in range(state["batch"], n_batches):
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(state["step"], total_steps, cfg)
             terms = batch_terms(model, train, batches[b], cfg, energy,
@@ -151,9 +159,16 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
             state["batch"] = b + 1
             bar.set_postfix(loss=f"{loss.item():.4f}", r=f"{terms['distance'].item():.4f}",
                             a=f"{terms['angle'].item():.4f}", d=f"{terms['dihedral'].item():.4f}")
+            bar.update(1)
             if time.monotonic() - last_save > cfg.checkpoint_every_s:
                 save_last()
                 last_save = time.monotonic()
+            if should_stop is not None and should_stop():
+                save_last()
+                raise Interrupted(f"interrupted in epoch {epoch + 1}, step {b + 1} of "
+                                  f"{n_batches}; {out / 'last.pt'} holds it: run the same "
+                                  "command with --resume to continue")
+        bar.close()
         metrics = validate(model, val, cfg, energy)
         state["history"].append({"epoch": epoch + 1, **metrics})
         if metrics["loss"] < state["best_loss"]:

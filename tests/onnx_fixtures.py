@@ -15,6 +15,9 @@ Options add controlled defects, each with a known effect:
   makes the *next* segment's energy error large, whichever member predicts it.
 * ``growth``: positions scale as x0 (1 + growth t / tc): the molecule flies apart.
 * ``nan_after_fs``: every output is NaN for t > nan_after_fs.
+* ``damping``: the velocities scale as v0 (1 - damping t / tc) and the positions follow
+  them, x0 + v0 (t - damping t^2 / (2 tc)): damping 1 stops every atom at tc (from then on
+  the molecule is frozen), a negative damping heats it up.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from gicnet_runtime.core.description import ModelDescription
+from gicnet_runtime.core.probe import probe_feed
 from gicnet_runtime.units import AMU_A2_PER_FS2_IN_EV
 
 ETHANOL_Z = (6, 6, 8, 1, 1, 1, 1, 1, 1)
@@ -78,24 +82,37 @@ class _Graph:
 def write_model(path: Path, *, tc_fs: float = TC_FS, has_energy: bool = True,
                 accel_A_per_fs2=(0.0, 0.0, 0.0), spin_per_fs=(0.0, 0.0, 0.0),
                 energy_error_eV: float = 0.0, damage: float | None = None,
-                growth: float = 0.0, nan_after_fs: float | None = None) -> Path:
-    """Write an analytic model to ``path`` (see the module docstring) and return the path."""
+                growth: float = 0.0, nan_after_fs: float | None = None,
+                spare_load_check: bool = False, damping: float = 0.0) -> Path:
+    """Write an analytic model to ``path`` (see the module docstring) and return the path.
+
+    ``spare_load_check``: with ``nan_after_fs``, the outputs stay finite from the start the
+    load check runs (gicnet_runtime/core/probe.py), so that the file loads and fails only
+    from other starts: a state-dependent failure, which the load check cannot see.
+    """
     g = _Graph()
     x = g.op("Unsqueeze", "positions", g.const([1]))            # (B, 1, N, 3)
     v = g.op("Unsqueeze", "velocities", g.const([1]))           # (B, 1, N, 3)
     t = g.op("Unsqueeze", "times", g.const([2, 3]))             # (B, K, 1, 1)
     tau = g.op("Div", t, g.const(tc_fs))                        # t / tc
     scale = g.op("Add", g.const(1.0), g.op("Mul", tau, g.const(growth)))
-    pos = g.op("Add", g.op("Mul", x, scale), g.op("Mul", v, t))
+    flight = t if damping == 0.0 else g.op(
+        "Sub", t, g.op("Mul", g.op("Mul", t, tau), g.const(0.5 * damping)))
+    pos = g.op("Add", g.op("Mul", x, scale), g.op("Mul", v, flight))
     accel = g.const(np.asarray(accel_A_per_fs2))
     pos = g.op("Add", pos, g.op("Mul", g.op("Mul", t, t), g.op("Mul", accel, g.const(0.5))))
-    vel = g.op("Add", v, g.op("Mul", t, accel))
+    slowed = v if damping == 0.0 else g.op(
+        "Mul", v, g.op("Sub", g.const(1.0), g.op("Mul", tau, g.const(damping))))
+    vel = g.op("Add", slowed, g.op("Mul", t, accel))
     vel = g.op("Add", vel, g.op("Mul", t, g.op("MatMul", x, g.const(_cross_matrix(spin_per_fs)))))
     error = g.op("Mul", tau, g.const(energy_error_eV))          # (B, K, 1, 1) eV
     if damage is not None:
         pos, error = _marker(g, x, tau, pos, error, damage)
     if nan_after_fs is not None:
-        poison = g.op("Mul", g.op("Sqrt", g.op("Sub", g.const(nan_after_fs), t)), g.const(0.0))
+        margin = g.op("Sub", g.const(nan_after_fs), t)
+        if spare_load_check:
+            margin = g.op("Add", margin, _at_probe_start(g, x, description(tc_fs, has_energy)))
+        poison = g.op("Mul", g.op("Sqrt", margin), g.const(0.0))
         pos, vel = g.op("Add", pos, poison), g.op("Add", vel, poison)
         error = g.op("Add", error, poison)
     g.op("Identity", pos, out="positions_t")
@@ -124,6 +141,21 @@ def _marker(g: _Graph, x: str, tau: str, pos: str, error: str, damage: float):
     pos = g.op("Add", pos, g.op("Mul", shift, g.const(mask)))
     error = g.op("Add", error, g.op("Mul", g.op("Mul", h_in, tau), g.const(MARKER_GAIN_EV)))
     return pos, error
+
+
+#: Closer than this to the load check's start counts as that start, Å; the margin the
+#: poison then gets, fs (beyond any time asked for).
+_PROBE_MATCH_A, _PROBE_MARGIN_FS = 1e-3, 1e6
+
+
+def _at_probe_start(g: _Graph, x: str, desc: ModelDescription) -> str:
+    """(B, 1, 1, 1): ``_PROBE_MARGIN_FS`` where the start x (B, 1, N, 3) is the load
+    check's start for ``desc``, else 0."""
+    start = probe_feed(desc)["positions"][0]
+    gap = g.op("ReduceMax", g.op("Abs", g.op("Sub", x, g.const(start))), axes=[2, 3],
+               keepdims=1)
+    near = g.op("Cast", g.op("Less", gap, g.const(_PROBE_MATCH_A)), to=TensorProto.FLOAT)
+    return g.op("Mul", near, g.const(_PROBE_MARGIN_FS))
 
 
 def _cross_matrix(w) -> np.ndarray:
@@ -191,3 +223,13 @@ def external_data_model(path: Path, location: str) -> Path:
     helper.set_model_props(model, description().to_metadata())
     onnx.save(model, str(path))
     return path
+
+
+def with_metadata(source: Path, path: Path, metadata: dict[str, str]) -> Path:
+    """A copy of the model file ``source`` at ``path`` whose metadata_props are exactly
+    ``metadata`` (raw JSON strings, so that malformed values can be written)."""
+    model = onnx.load(str(source))
+    del model.metadata_props[:]
+    helper.set_model_props(model, metadata)
+    onnx.save(model, str(path))
+    return Path(path)

@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from gicnet_runtime.cli.progress import (
+from gicnet_runtime.progress import (
     PROGRESS_INTERVAL_S,
     PlainProgress,
     StageProgress,

@@ -76,9 +76,10 @@ def test_stability_finds_the_first_broken_bond_of_free_flight(models):
     bonds = ev.coordinate_sets(ICDefinition(ETHANOL_IC_ROWS))["bond"]
     equilibrium = ev.equilibrium_bonds_A(starts, bonds)
     duration = 300.0
+    # As warnings, the runtime's physical-sanity checks let free flight break its bonds.
     trajectories = models["free"].propagate(np.broadcast_to(ETHANOL_POSITIONS_A, velocities.shape),
                                             velocities,
-                                            duration, 1.0)
+                                            duration, 1.0, unphysical="warn")
     rows = ev.stability(trajectories, bonds, equilibrium, duration)
     t = np.arange(0.0, duration + 0.5, 1.0)
     for row, v in zip(rows, velocities):
@@ -125,7 +126,8 @@ def test_cli_evaluate_writes_report_and_plots(models, references, tmp_path):
     result = CliRunner().invoke(cli.main, [
         "evaluate", "--model", str(models["folder"] / "accel.onnx"), "--reference",
         str(tmp_path / "ref*.h5"), "--out", str(out), "--starts-per-reference", "3",
-        "--long-starts", "4", "--long-duration-fs", "20", "--device", "cpu"])
+        "--long-starts", "4", "--long-duration-fs", "20", "--device", "cpu",
+        "--unphysical", "warn"])  # the references' free flight breaks bonds by 40 fs
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["n_references"] == 3 and report["segment_errors"]["n_starts"] == 9

@@ -21,7 +21,7 @@ def models(tmp_path_factory):
         "worse": write_model(folder / "worse.onnx", energy_error_eV=0.02),
         "better": write_model(folder / "better.onnx", energy_error_eV=-0.005),
         "other_tc": write_model(folder / "other_tc.onnx", tc_fs=5.0),
-        "nan": write_model(folder / "nan.onnx", nan_after_fs=5.0),
+        "nan": write_model(folder / "nan.onnx", nan_after_fs=5.0, spare_load_check=True),
     }
 
 

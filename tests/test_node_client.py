@@ -425,7 +425,7 @@ def test_contract_doc_lists_every_metadata_key():
     ({"accel_A_per_fs2": (2e-4, -1e-4, 0.0), "spin_per_fs": (0.0, 1e-3, 3e-3)}, False),
     ({"has_energy": False, "spin_per_fs": (1e-3, 0.0, 0.0)}, False),
     ({"energy_error_eV": 0.01}, False),
-    ({"nan_after_fs": 5.0}, True),
+    ({"nan_after_fs": 5.0, "spare_load_check": True}, True),
     ({"growth": 1.0}, True),
 ], ids=["momentum-defects", "no-energy", "energy-drift", "nan", "explodes"])
 def test_analytic_models_unroll_like_python(node, tmp_path, spec, fails):
@@ -447,8 +447,10 @@ def test_analytic_models_unroll_like_python(node, tmp_path, spec, fails):
         out = tmp_path / "frames.json"
         run_ok(node, "propagate", "--model", str(path), "--init", str(state), "--segments", "4",
                "--dt-fs", "2.5", "--out", str(out), *_unroll_args(restore_energy, None))
+        # The Node client has no physical-sanity checks (docs/robustness.md), and the
+        # fixtures' free flight breaks bonds within these 40 fs: Python takes them as warnings.
         expected = model.propagate(positions, velocities, duration_fs, 2.5,
-                                   restore_energy=restore_energy)
+                                   restore_energy=restore_energy, unphysical="warn")
         frames = _frames(out)
         for t, ref in zip(frames, expected, strict=True):
             _assert_same_frames(t, ref)
@@ -629,7 +631,8 @@ def analytic(tmp_path_factory):
         "err_neg20": {"energy_error_eV": -0.02}, "err100": {"energy_error_eV": 0.1},
         "cheap_damaging": {"energy_error_eV": 0.01, "damage": 1.0},
         "costly_clean": {"energy_error_eV": 0.03, "damage": 0.0},
-        "nan": {"nan_after_fs": 5.0}, "free": {}, "explode": {"growth": 1.0},
+        "nan": {"nan_after_fs": 5.0, "spare_load_check": True}, "free": {},
+        "explode": {"growth": 1.0},
         "no_energy_a": {"has_energy": False},
         "no_energy_b": {"has_energy": False, "energy_error_eV": 1.0},
     }
@@ -668,7 +671,10 @@ def test_analytic_ensembles_choose_like_python(node, analytic, tmp_path, names, 
     model = load_model(folder, device="cpu")
     kwargs = {} if threshold_eV is None else {"energy_threshold_eV": threshold_eV}
     args = [] if threshold_eV is None else ["--energy-threshold-eV", repr(threshold_eV)]
-    expected = model.propagate(POSITIONS, TRANSLATIONS, 50.0, 1.0, **kwargs)
+    # The Node client has the unrolling's mechanics, not the physical checks: compare
+    # with Python's unrolling without them failing segments.
+    expected = model.propagate(POSITIONS, TRANSLATIONS, 50.0, 1.0, unphysical="warn",
+                               **kwargs)
     assert expected[0].info["segment_members"] == members
     assert expected[0].info["backtracks"] == backtracks
     assert ("failure" in expected[0].info) is fails
@@ -733,7 +739,10 @@ def test_mixed_up_members_are_refused_in_one_line(node, tmp_path, kind):
     folder.mkdir()
     shutil.copy(MEMBER_FILES[0], folder / "member_0.onnx")
     _with_metadata(MEMBER_FILES[1], folder / "member_1.onnx", **changes)
-    with pytest.raises(ModelError, match="differ in atoms, masses, tc or energy output"):
+    # Python's load check sees the lie itself when the graph keeps an energy output.
+    python_says = ("metadata says has_energy false" if kind == "no-energy"
+                   else "differ in atoms, masses, tc or energy output")
+    with pytest.raises(ModelError, match=python_says):
         load_model(folder, device="cpu")
     for command in (["info"], ["propagate", "--init", str(INIT), "--segments", "1",
                                "--dt-fs", "1"]):

@@ -207,8 +207,9 @@ EXPECTED = {
     "collinear_triple": "is collinear", "negative_time": "times must lie within the segment",
     "non_finite_time": "times_fs contain NaN or inf",
     "unsorted_times": "time_fs must be strictly increasing",
-    "duration_le_0": "duration_fs must be a positive number",
-    "dt_le_0": "dt_fs must be a positive number", "corrupted_onnx": "cannot load model",
+    "duration_le_0": "Invalid value for '--duration-fs': must be a positive number <= 1e15, got 0",
+    "dt_le_0": "Invalid value for '--dt-fs': must be a number in [1e-6, 1e15], got -0.5",
+    "corrupted_onnx": "cannot load model",
     "truncated_onnx": "cannot load model", "foreign_onnx": "model has no gicnet metadata",
     "missing_metadata": "model metadata lacks tc_fs",
     "newer_metadata": "model format version 99 is newer than this gicnet supports",
@@ -220,7 +221,9 @@ EXPECTED = {
     "bad_unroll_segment": "unroll_segment_fs must lie in (0, tc_fs]",
 }
 API_EXPECTED = {"truncated_extxyz": "cannot read", "negative_time": "times must lie",
-                "non_finite_time": "times_fs contain NaN or inf"}
+                "non_finite_time": "times_fs contain NaN or inf",
+                "duration_le_0": "duration_fs must be a positive number",
+                "dt_le_0": "dt_fs must be a positive number"}
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -86,7 +86,7 @@ def models(tmp_path_factory):
             "poison_clean": _poisoned_model(d / "poison_clean.onnx", 0.03, 0.0),
             "cheap": write_model(d / "cheap.onnx", energy_error_eV=0.01, damage=1.0),
             "clean": write_model(d / "clean.onnx", energy_error_eV=0.03, damage=0.0),
-            "nan": write_model(d / "nan.onnx", nan_after_fs=5.0),
+            "nan": write_model(d / "nan.onnx", nan_after_fs=5.0, spare_load_check=True),
             "free": write_model(d / "free.onnx")}
 
 
@@ -221,13 +221,16 @@ def test_sigkill_leaves_no_output_and_resume_finishes_identically(models, tmp_pa
     left = sorted(p.name for p in tmp_path.iterdir())
     spool = out.with_name(out.name + ".resume.frames")
     assert ckpt.name in left and spool.name in left
+    # The killed run's output locks stay too: their process is gone, so the resumed run
+    # takes them over.
     assert all(n in (ckpt.name, spool.name)
-               or (n.startswith(f".{ckpt.name}.") and n.endswith(".tmp")) for n in left), left
+               or (n.startswith(f".{ckpt.name}.") and n.endswith(".tmp"))
+               or (n.startswith(".run_") and n.endswith(".h5.lock")) for n in left), left
     resumed = subprocess.run(cmd + ["--resume"], cwd=REPO, env=env, capture_output=True,
                              text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert not ckpt.exists() and not spool.exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".lock"))]
     reference = model.propagate(POSITIONS, TRANSLATIONS, 800.0, 1.0, energy_threshold_eV=0.5)
     written = [read_trajectory(tmp_path / f"run_{b:03d}.h5") for b in range(3)]
     _assert_same(written, reference)

@@ -18,6 +18,9 @@ from tests.onnx_fixtures import (
 )
 
 VELOCITIES = thermal_velocities(4, count=2)
+#: Free flight from VELOCITIES breaks a bond at 16.5 fs, which propagate's physical-sanity
+#: checks stop (tests/test_sanity.py); longer runs here take them as warnings.
+MECHANICS = ("--unphysical", "warn")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,8 @@ def test_predict_writes_ase_readable_extxyz(files, tmp_path):
 def test_propagate_two_conditions_to_numbered_h5md(files, tmp_path):
     out = tmp_path / "run.h5"
     result = _run("propagate", "--model", files["free"], "--model", files["err"],
-                  "--init", files["init"], "--duration-fs", 30, "--dt-fs", 0.5, "--out", out)
+                  "--init", files["init"], "--duration-fs", 30, "--dt-fs", 0.5, "--out", out,
+                  *MECHANICS)
     assert result.exit_code == 0, result.stderr
     for b in range(2):
         traj = read_trajectory(tmp_path / f"run_{b:03d}.h5")
@@ -75,7 +79,7 @@ def test_propagate_two_conditions_to_numbered_h5md(files, tmp_path):
 def test_failures_are_reported_and_valid_frames_written(files, tmp_path):
     out = tmp_path / "run.npz"
     result = _run("propagate", "--model", files["explode"], "--init", files["init"],
-                  "--duration-fs", 50, "--dt-fs", 1, "--out", out)
+                  "--duration-fs", 50, "--dt-fs", 1, "--out", out, *MECHANICS)
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert lines[-3:] == [
@@ -128,7 +132,7 @@ def test_bad_segment_lengths_are_one_line(files, tmp_path, args, message):
 def test_propagate_reports_its_unrolling_settings(files, tmp_path):
     result = _run("propagate", "--model", files["free"], "--init", files["init"],
                   "--duration-fs", 20, "--dt-fs", 1, "--segment-fs", 5, "--no-restore-energy",
-                  "--out", tmp_path / "x.h5")
+                  "--out", tmp_path / "x.h5", *MECHANICS)
     assert result.exit_code == 0, result.stderr
     assert "segments of 5 fs (the model's tc: 10 fs), energy restoration off" in result.stdout
     assert read_trajectory(tmp_path / "x_000.h5").info["segment_fs"] == 5.0

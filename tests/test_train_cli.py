@@ -19,6 +19,7 @@ from gicnet_runtime.cli import main
 from gicnet_runtime.cli.evaluate import evaluate
 from gicnet_runtime.cli.simulate import simulate
 from gicnet_runtime.core.trajectory import Trajectory
+from gicnet_runtime.errors import InputError
 from gicnet_runtime.io.formats import write_trajectory
 from gicnet_runtime.reference.simulate import SimulationSettings
 from gicnet_train.cli import SETTING_OPTIONS, export, train
@@ -29,9 +30,10 @@ REPO = Path(__file__).resolve().parent.parent
 #: The options of each command that are not fields of its settings dataclass.
 NOT_SETTINGS = {
     "train": {"data", "out_dir", "config_file", "n_members", "device", "resume", "ic_file",
-              "frame_spacing_fs", "threads", "only_members"},
-    "evaluate": {"models", "references", "out_dir", "device", "threads"},
-    "simulate": {"n_trajectories", "seed", "workers", "out_dir", "fmt"},
+              "frame_spacing_fs", "threads", "only_members", "max_parameters"},
+    "evaluate": {"models", "references", "out_dir", "device", "threads", "max_memory_gb",
+                 "max_segments", "max_engine_calls"},
+    "simulate": {"n_trajectories", "seed", "workers", "out_dir", "fmt", "max_engine_calls"},
 }
 #: A network and schedule small enough for a training run of seconds.
 TINY = {"model": {"hidden": [8], "n_basis": 4}, "energy": {"hidden": [8], "epochs": 1},
@@ -218,3 +220,48 @@ def test_training_commands_without_torch_say_what_to_install(tmp_path, command):
     assert len(lines) == 1 and "gicnet[train]" in lines[0], result.stderr
     assert lines[0].startswith("gicnet: error: torch is not installed")
     assert "Traceback" not in result.stderr
+
+
+def test_a_stop_request_saves_the_member_and_resume_finishes_it(data_dir, tmp_path,
+                                                                 monkeypatch):
+    """SIGINT/SIGTERM (here: the stop request they set, after 3 steps) saves last.pt and
+    exits 130 saying how to resume; --resume then finishes the run."""
+    import contextlib
+
+    from gicnet_runtime.cli import signals
+
+    polls = []
+
+    @contextlib.contextmanager
+    def stop_after_three():
+        yield lambda: polls.append(1) or len(polls) >= 3
+
+    config, out = tmp_path / "tiny.json", tmp_path / "run"
+    config.write_text(json.dumps(dict(TINY, batch_size=4)))
+    common = ("--out", out, "--config", config, "--device", "cpu", "--threads", 1)
+    monkeypatch.setattr(signals, "graceful_stop", stop_after_three)
+    stopped = _invoke("train", data_dir, *common)
+    assert stopped.exit_code == 130, stopped.output
+    assert "step 3 of" in stopped.output and "--resume" in stopped.output
+    assert (out / "member_0" / "last.pt").exists()
+    assert not (out / "member_0" / "final.json").exists()
+    monkeypatch.undo()
+    resumed = _invoke("train", data_dir, *common, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert (out / "member_0" / "final.json").exists()
+
+
+def test_a_failed_first_call_leaves_no_run_folder(data_dir, tmp_path, monkeypatch):
+    from gicnet_train import fit as fit_module
+
+    def fail(*args, **kwargs):
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "run.json").write_text("{}")
+        raise InputError("late failure before any checkpoint")
+
+    monkeypatch.setattr(fit_module, "fit", fail)
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    result = _invoke("train", data_dir, "--out", tmp_path / "run", "--config", config)
+    assert result.exit_code == 1 and "late failure" in result.output
+    assert not (tmp_path / "run").exists()

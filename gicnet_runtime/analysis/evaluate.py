@@ -7,8 +7,10 @@ Three measurements, each a pure function of a model and reference trajectories:
    frames: RMSE of bonds (Å), angles and dihedrals (deg) of the model's IC rows between
    real atoms, and lab-frame Cartesian RMSD (Å, no alignment), each vs time.
 2. :func:`stability`: long unrolled trajectories checked for bonds outside
-   ``BOND_RANGE`` times their equilibrium (reference mean) length, non-finite values
-   or runtime failures; :func:`energy_conservation` recomputes the potential energy with
+   ``BOND_RANGE`` times their equilibrium (reference mean) length, non-finite values,
+   runtime failures, and the physical-sanity checks of :mod:`gicnet_runtime.core.sanity`
+   against each trajectory's initial state (bonds, a frozen or overheated molecule, an
+   atom too fast or too far out); :func:`energy_conservation` recomputes the potential energy with
    the reference engine on every ``every``-th frame, adds the kinetic energy of the
    predicted velocities and reports the RMS deviation from the initial total energy
    and its linear drift (kcal/mol, kcal/mol/ps).
@@ -28,7 +30,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from gicnet_runtime.analysis.spectrum import frame_spacing_fs
-from gicnet_runtime.core import internal
+from gicnet_runtime.core import internal, sanity
 from gicnet_runtime.core.icdef import ICDefinition
 from gicnet_runtime.core.trajectory import Trajectory
 from gicnet_runtime.errors import InputError
@@ -62,6 +64,9 @@ class EvaluationSettings:
         restore_energy: energy restoration while unrolling the long trajectories (None:
             when the model has energy; :func:`gicnet_runtime.unroll.propagate.propagate`).
         segment_fs: their unrolled segments' length, fs (None: the model's tc).
+        unphysical: while unrolling them, "error": a segment that breaks a physical-sanity
+            check fails (the trajectory backtracks or stops there); "warn": it goes on.
+            Either way a trajectory that breaks one is not stable.
     """
 
     starts_per_reference: int = 20
@@ -75,8 +80,10 @@ class EvaluationSettings:
     window: str = "hann"
     restore_energy: bool | None = None
     segment_fs: float | None = None
+    unphysical: str = "error"
 
     def __post_init__(self) -> None:
+        sanity.check_mode(self.unphysical)
         for name in ("starts_per_reference", "long_starts", "energy_every", "workers"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -126,7 +133,8 @@ def segment_errors(model, references: Sequence[Trajectory],
         vel0.append(ref.velocities[starts])
         target.append(ref.positions[starts[:, None] + offsets])
     pos0, vel0, target = np.concatenate(pos0), np.concatenate(vel0), np.concatenate(target)
-    predicted = model.predict(pos0, vel0, offsets * dt).positions
+    # Unchecked: a poor model's unphysical frames are what these errors measure.
+    predicted = model.predict(pos0, vel0, offsets * dt, check=False).positions
     sets = coordinate_sets(ICDefinition(model.description.ic_rows))
     got, want = coordinate_values(predicted, sets), coordinate_values(target, sets)
     out: dict[str, object] = {"times_fs": (offsets * dt).tolist(), "n_starts": len(pos0)}
@@ -166,7 +174,8 @@ def equilibrium_bonds_A(references: Sequence[Trajectory], bonds: np.ndarray) -> 
 def stability(trajectories: Sequence[Trajectory], bonds: np.ndarray,
               equilibrium_A: np.ndarray, duration_fs: float) -> list[dict[str, object]]:
     """Per trajectory: stable (bool), first_unstable_fs (None when stable), reached_fs,
-    the worst bond ratios and the runtime's failure message, if any."""
+    the worst bond ratios, the runtime's failure message and the first physical-sanity
+    violation (:func:`gicnet_runtime.core.sanity.check_trajectory`), if any."""
     rows = []
     for traj in trajectories:
         ratio = internal.bond_lengths(traj.positions, *bonds.T) / equilibrium_A
@@ -175,10 +184,14 @@ def stability(trajectories: Sequence[Trajectory], bonds: np.ndarray,
         reached = float(traj.time_fs[-1])
         complete = reached >= duration_fs * (1 - FRAME_RTOL) and "failure" not in traj.info
         first = float(traj.time_fs[np.argmax(bad)]) if bad.any() else None
+        unphysical = sanity.check_trajectory([traj])
+        if unphysical is not None:
+            first = min(unphysical.time_fs, first if first is not None else np.inf)
         rows.append({"stable": bool(complete and first is None), "first_unstable_fs": first,
                      "reached_fs": reached, "min_bond_ratio": float(np.nanmin(ratio)),
                      "max_bond_ratio": float(np.nanmax(ratio)),
-                     "failure": traj.info.get("failure")})
+                     "failure": traj.info.get("failure"),
+                     "unphysical": None if unphysical is None else str(unphysical)})
     return rows
 
 

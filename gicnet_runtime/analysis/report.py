@@ -123,7 +123,7 @@ def _long_trajectories(model, references, settings: ev.EvaluationSettings,
     update = progress("propagate", total) if progress else None
     return model.propagate(pos, vel, settings.long_duration_fs, settings.long_dt_fs,
                            progress=update, restore_energy=settings.restore_energy,
-                           segment_fs=settings.segment_fs)
+                           segment_fs=settings.segment_fs, unphysical=settings.unphysical)
 
 
 def _energy(trajectories, rows, references, settings: ev.EvaluationSettings,

@@ -150,6 +150,10 @@ def power_spectrum(trajectories: Sequence[Trajectory], *, mass_weighted: bool = 
     intensity = 2.0 * np.fft.rfft(tapered, n=n_fft).real - tapered[0]
     wavenumber = np.fft.rfftfreq(n_fft, dt) / SPEED_OF_LIGHT_CM_PER_FS
     keep = wavenumber <= max_wavenumber_cm
+    if not np.any(wavenumber[keep] >= VIBRATION_MIN_CM):  # peaks and plots look only there
+        raise InputError(f"the spectrum has no point between {VIBRATION_MIN_CM:g} and "
+                         f"{max_wavenumber_cm:g} cm-1 (its points lie {wavenumber[1]:.0f} cm-1 "
+                         "apart): raise the largest wavenumber or the longest lag")
     wavenumber, intensity = wavenumber[keep], intensity[keep]
     intensity = intensity / np.trapezoid(intensity, wavenumber)
     return Spectrum(wavenumber, intensity, 1.0 / (n_lag * dt * SPEED_OF_LIGHT_CM_PER_FS),

@@ -23,7 +23,7 @@ from gicnet_runtime.cli.predict import predict
 from gicnet_runtime.cli.propagate import propagate
 from gicnet_runtime.cli.simulate import simulate
 from gicnet_runtime.cli.spectrum import spectrum
-from gicnet_runtime.errors import GicnetError, one_line
+from gicnet_runtime.errors import GicnetError, Interrupted, one_line
 
 #: Entry-point group through which other packages add commands.
 COMMAND_GROUP = "gicnet.commands"
@@ -54,6 +54,9 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except Interrupted as err:
+            click.echo(f"gicnet: {one_line(str(err))}", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         except GicnetError as err:
             report_error(str(err))
             sys.exit(1)

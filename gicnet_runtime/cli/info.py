@@ -8,12 +8,7 @@ from typing import Any
 
 import click
 
-#: Element symbols by atomic number (index 0 unused): the runtime reads them without ASE.
-ELEMENT_SYMBOLS = ("X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co "
-                   "Ni Cu Zn Ga Ge As Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te "
-                   "I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir "
-                   "Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am Cm Bk Cf Es Fm Md No "
-                   "Lr Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts Og").split()
+from gicnet_runtime.core.elements import ELEMENT_SYMBOLS, symbol  # noqa: F401
 
 
 @click.command()
@@ -53,8 +48,7 @@ def info(models, verbose):
 
 def symbols(atomic_numbers: Sequence[int]) -> list[str]:
     """Element symbols of ``atomic_numbers`` (``Z=200`` for one beyond the table)."""
-    return [ELEMENT_SYMBOLS[z] if 0 < z < len(ELEMENT_SYMBOLS) else f"Z={z}"
-            for z in (int(z) for z in atomic_numbers)]
+    return [symbol(int(z)) for z in atomic_numbers]
 
 
 def summary_lines(head: str, n_basis: int | None, provenance: dict[str, Any],

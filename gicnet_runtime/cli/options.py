@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from gicnet_runtime.cli.types import FINITE, THREADS
 from gicnet_runtime.io.formats import FORMATS
 
 #: Frames of an --init file taken as initial conditions without --frames or --all-frames;
@@ -27,7 +28,7 @@ def runtime_options(command):
                      help="MLatom velocity file (Å/fs) for an XYZ --init."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
                      show_default=True, help="auto: CUDA when it works, else CPU."),
-        click.option("--threads", type=click.IntRange(min=1), default=None,
+        click.option("--threads", type=THREADS, default=None,
                      help="onnxruntime threads.  [default: onnxruntime's choice]"),
     ]
     for option in reversed(options):
@@ -47,7 +48,7 @@ def unroll_options(command):
                      help="Start every segment with the trajectory's initial total energy "
                           "(model potential + kinetic) by scaling the stretch-and-bend "
                           "velocities.  [default: on for models with energy]"),
-        click.option("--segment-fs", type=float, default=None,
+        click.option("--segment-fs", type=FINITE, default=None,
                      help="Length of the unrolled segments, fs, at most the model's tc "
                           "(shorter: more accurate, more network calls).  [default: the "
                           "model's unroll_segment_fs, else tc]"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from gicnet_runtime.cli.estimate import check_predict, memory_option
 from gicnet_runtime.cli.options import (
     FORMAT_HINT,
     OUT_HELP,
@@ -12,6 +13,7 @@ from gicnet_runtime.cli.options import (
     frame_options,
     runtime_options,
 )
+from gicnet_runtime.cli.sanity import check_prediction, unphysical_option
 
 
 @click.command()
@@ -26,16 +28,19 @@ from gicnet_runtime.cli.options import (
                    "is printed), or per start the member with the smallest energy error.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help=OUT_HELP)
 @format_option
+@memory_option("the predicted frames (starts x times)")
+@unphysical_option
 def predict(models, init, velocities, device, threads, frames, all_frames, times, ensemble,
-            out, fmt):
+            out, fmt, max_memory_gb, unphysical):
     """Predict frames within one segment from each initial condition (one model call)."""
     import numpy as np
 
     from gicnet_runtime.core.model import load_model
     from gicnet_runtime.core.timegrid import parse_times
-    from gicnet_runtime.io.formats import check_writable, format_of
+    from gicnet_runtime.io.formats import check_writable, format_of, write_trajectory
     from gicnet_runtime.io.initial import DEFAULT_INIT_NAME, initial_conditions_for
-    from gicnet_runtime.io.outputs import prediction_trajectories, write_trajectories
+    from gicnet_runtime.io.outputs import numbered_paths, prediction_trajectories
+    from gicnet_runtime.io.plan import OutputPlan
 
     format_of(out, fmt, hint=FORMAT_HINT)
     check_writable(out, fmt)
@@ -44,13 +49,20 @@ def predict(models, init, velocities, device, threads, frames, all_frames, times
     conditions = initial_conditions_for(model.description, init, velocities,
                                         model.paths[0].parent)
     conditions, index = choose_frames(conditions, frames, all_frames, init or DEFAULT_INIT_NAME)
-    result = model.predict(conditions.positions, conditions.velocities, times_fs,
-                           ensemble=ensemble)
-    trajectories = prediction_trajectories(
-        result.positions, result.velocities, result.potential_energy, times_fs,
-        model.description, {"engine": "gicnet", "models": [p.name for p in model.paths]},
-        result.member)
-    for b, path in enumerate(write_trajectories(trajectories, out, fmt)):
+    check_predict(model, len(conditions), times_fs.size, max_memory_gb)
+    with OutputPlan(inputs=[init, velocities, *model.paths], command="predict") as plan:
+        paths = [plan.add(p, "trajectory", fmt) for p in numbered_paths(out, len(conditions))]
+        result = model.predict(conditions.positions, conditions.velocities, times_fs,
+                               ensemble=ensemble, check=False)
+        check_prediction(model, conditions, result, times_fs, index, unphysical)
+        trajectories = prediction_trajectories(
+            result.positions, result.velocities, result.potential_energy, times_fs,
+            model.description, {"engine": "gicnet", "models": [p.name for p in model.paths]},
+            result.member)
+        for traj, path in zip(trajectories, paths):
+            write_trajectory(traj, plan.staged(path), fmt or format_of(path))
+        plan.commit()
+    for b, path in enumerate(paths):
         spread = ("" if result.spread_A is None else
                   f", members' spread up to {result.spread_A[b].max():.4f} A")
         click.echo(f"{path}  {times_fs.size} frames, {times_fs[0]:g}-{times_fs[-1]:g} fs, "

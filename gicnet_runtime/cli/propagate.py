@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import click
 
+from gicnet_runtime.cli.estimate import (
+    MAX_FRAMES,
+    MAX_SEGMENTS,
+    check_disk,
+    check_propagate,
+    limit_option,
+)
 from gicnet_runtime.cli.options import (
     FORMAT_HINT,
     OUT_HELP,
@@ -13,15 +20,17 @@ from gicnet_runtime.cli.options import (
     runtime_options,
     unroll_options,
 )
+from gicnet_runtime.cli.sanity import unphysical_option, warn_runs
+from gicnet_runtime.cli.types import DURATION_FS, NON_NEGATIVE, POSITIVE, STEP_FS
 
 
 @click.command()
 @runtime_options
 @frame_options
-@click.option("--duration-fs", type=float, required=True, help="Trajectory length, fs.")
-@click.option("--dt-fs", type=float, default=0.5, show_default=True,
+@click.option("--duration-fs", type=DURATION_FS, required=True, help="Trajectory length, fs.")
+@click.option("--dt-fs", type=STEP_FS, default=0.5, show_default=True,
               help="Spacing of the output frames, fs (any value, independent of tc).")
-@click.option("--energy-threshold-eV", "energy_threshold_eV", type=float, default=None,
+@click.option("--energy-threshold-eV", "energy_threshold_eV", type=POSITIVE, default=None,
               help="Largest total-energy error of a segment before stepping back and trying "
                    "the next ensemble member, eV.  [default: 1 kcal/mol = 0.0434 eV]")
 @unroll_options
@@ -30,23 +39,29 @@ from gicnet_runtime.cli.options import (
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from its checkpoint OUT.resume.npz and frame "
                    "spool OUT.resume.frames.")
-@click.option("--checkpoint-every-s", type=click.FloatRange(min=0), default=60.0,
+@click.option("--checkpoint-every-s", type=NON_NEGATIVE, default=60.0,
               show_default=True, help="Seconds between checkpoints (OUT.resume.npz, deleted "
                                       "with the spool once the output is written).")
+@limit_option("--max-frames", MAX_FRAMES, "frames (trajectories x frames, written)")
+@limit_option("--max-segments", MAX_SEGMENTS, "segments (trajectories x segments)")
+@unphysical_option
 def propagate(models, init, velocities, device, threads, frames, all_frames, duration_fs,
               dt_fs, energy_threshold_eV, restore_energy, segment_fs, out, fmt, resume,
-              checkpoint_every_s):
+              checkpoint_every_s, max_frames, max_segments, unphysical):
     """Unroll long trajectories segment by segment, all initial conditions in one batch.
 
     Frames stream to a spool file beside the output while the run goes on (memory and
     checkpoints stay bounded), and each trajectory is written when the run is done."""
     import time
 
-    from gicnet_runtime.cli.progress import progress
+    from gicnet_runtime.cli.signals import graceful_stop
     from gicnet_runtime.core.model import load_model
     from gicnet_runtime.errors import GicnetError
     from gicnet_runtime.io.formats import check_writable, format_of
     from gicnet_runtime.io.initial import DEFAULT_INIT_NAME, initial_conditions_for
+    from gicnet_runtime.io.outputs import numbered_paths
+    from gicnet_runtime.io.plan import OutputPlan
+    from gicnet_runtime.progress import progress
     from gicnet_runtime.unroll.checkpoint import checkpoint_path
     from gicnet_runtime.unroll.to_files import propagate_to_files
 
@@ -56,18 +71,27 @@ def propagate(models, init, velocities, device, threads, frames, all_frames, dur
     conditions = initial_conditions_for(model.description, init, velocities,
                                         model.paths[0].parent)
     conditions, _ = choose_frames(conditions, frames, all_frames, init or DEFAULT_INIT_NAME)
+    n_frames = check_propagate(model, len(conditions), duration_fs, dt_fs, segment_fs,
+                               max_frames, max_segments)
+    check_disk(out, n_frames, model.description.n_atoms)
     total = len(conditions) * model.segment_count(duration_fs, dt_fs, segment_fs)
+
     if resume and not checkpoint_path(out).is_file():
         click.echo(f"gicnet: no checkpoint {checkpoint_path(out)}; starting from the "
                    "beginning", err=True)
     start = time.perf_counter()
-    with progress(total, "propagate", "segment") as bar:
+    with OutputPlan(inputs=[init, velocities, *model.paths], command="propagate") as plan, \
+            graceful_stop() as stop, progress(total, "propagate", "segment") as bar:
+        for path in numbered_paths(out, len(conditions)):
+            plan.add(path, "trajectory", fmt)
         written = propagate_to_files(
             model, conditions.positions, conditions.velocities, duration_fs, dt_fs, out,
             fmt=fmt, energy_threshold_eV=energy_threshold_eV, progress=bar.update,
             restore_energy=restore_energy, segment_fs=segment_fs,
-            checkpoint_every_s=checkpoint_every_s, resume=resume)
+            checkpoint_every_s=checkpoint_every_s, resume=resume, interrupted=stop,
+            stage=plan.staged, commit=plan.commit, unphysical=unphysical)
     _report(written, time.perf_counter() - start, model.providers[0], dt_fs)
+    warn_runs(run.info for _, run in written)
     failed = [run.info["failure"] for _, run in written if "failure" in run.info]
     for message in failed:
         click.echo(f"gicnet: warning: {message}", err=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from gicnet_runtime.cli.types import DURATION_FS, POSITIVE, STEP_FS
+
 
 @click.command()
 @click.argument("trajectories", nargs=-1, required=True, type=click.Path())
@@ -16,13 +18,13 @@ import click
                    "with peak shifts and similarity scores.")
 @click.option("--mass-weighted/--unweighted", default=True, show_default=True,
               help="Weight each atom's velocity autocorrelation by its mass.")
-@click.option("--max-lag-fs", type=float, default=None,
+@click.option("--max-lag-fs", type=DURATION_FS, default=None,
               help="Longest autocorrelation lag, fs (sets the resolution).  "
                    "[default: the shortest trajectory]")
 @click.option("--window", default="hann", show_default=True,
               help="Taper of the autocorrelation: hann, hamming, blackman, bartlett or none.")
-@click.option("--max-wavenumber-cm", type=float, default=4000.0, show_default=True)
-@click.option("--frame-spacing-fs", type=float, default=None,
+@click.option("--max-wavenumber-cm", type=POSITIVE, default=4000.0, show_default=True)
+@click.option("--frame-spacing-fs", type=STEP_FS, default=None,
               help="Frame spacing for files without time information, fs.")
 def spectrum(trajectories, out, csv_path, references, mass_weighted, max_lag_fs, window,
              max_wavenumber_cm, frame_spacing_fs):
@@ -31,18 +33,25 @@ def spectrum(trajectories, out, csv_path, references, mass_weighted, max_lag_fs,
     from gicnet_runtime.analysis.plots import plot_spectrum
     from gicnet_runtime.io.formats import read_trajectories
     from gicnet_runtime.io.paths import trajectory_paths
+    from gicnet_runtime.io.plan import OutputPlan
 
     def compute(paths):
-        trajs = read_trajectories(trajectory_paths(paths), frame_spacing_fs)
+        trajs = read_trajectories(paths, frame_spacing_fs)
         return sp.power_spectrum(trajs, mass_weighted=mass_weighted, max_lag_fs=max_lag_fs,
                                  window=window, max_wavenumber_cm=max_wavenumber_cm)
 
-    result = compute(trajectories)
-    reference = compute(references) if references else None
-    peaks = sp.find_peaks(result)
-    plot_spectrum(out, result, peaks, reference)
-    if csv_path:
-        sp.write_csv(csv_path, result, reference)
+    inputs = trajectory_paths(trajectories)
+    reference_inputs = trajectory_paths(references) if references else []
+    with OutputPlan(inputs=[*inputs, *reference_inputs], command="spectrum") as plan:
+        plot = plan.add(out, "plot")
+        table = plan.add(csv_path, "table") if csv_path else None
+        result = compute(inputs)
+        reference = compute(reference_inputs) if references else None
+        peaks = sp.find_peaks(result)
+        plot_spectrum(plan.staged(plot), result, peaks, reference)
+        if table is not None:
+            sp.write_csv(plan.staged(table), result, reference)
+        plan.commit()
     click.echo(f"{out}  {result.n_trajectories} trajectories, resolution "
                f"{result.resolution_cm:.1f} cm-1")
     click.echo("peak_cm  height")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
+from gicnet_runtime import jsonsafe
 from gicnet_runtime.core.contract import BODY_FRAME, METADATA_PREFIX, UNITS
-from gicnet_runtime.core.icdef import DUMMY_POINTS_A
-from gicnet_runtime.errors import ModelError
+from gicnet_runtime.core.icdef import DUMMY_POINTS_A, ICDefinition
+from gicnet_runtime.errors import InputError, ModelError, one_line
 
 #: Newest version of the ONNX contract (inputs, outputs, metadata) this gicnet reads.
 FORMAT_VERSION = 2
@@ -100,23 +102,20 @@ class ModelDescription:
 
     @classmethod
     def from_metadata(cls, props: dict[str, str]) -> ModelDescription:
-        """Parse ``metadata_props``; raises ModelError for missing, malformed or newer metadata."""
+        """Parse and check ``metadata_props``; raises ModelError, one line naming the field,
+        for missing, malformed, out-of-range or newer metadata."""
         if METADATA_PREFIX + "format_version" not in props:
             raise ModelError("model has no gicnet metadata (not a gicnet model?)")
-        try:
-            raw = {k[len(METADATA_PREFIX):]: json.loads(v) for k, v in props.items()
-                   if k.startswith(METADATA_PREFIX)}
-        except json.JSONDecodeError as err:
-            raise ModelError(f"model metadata is not valid JSON: {err}") from None
+        raw = _parsed(props)
         version = raw.get("format_version")
-        if not isinstance(version, int) or version < 1:
-            raise ModelError(f"model metadata has an invalid format_version {version!r}")
+        if not _is_int(version) or version < 1:
+            raise ModelError(f"model metadata has an invalid format_version {_shown(version)}")
         if version > FORMAT_VERSION:
             raise ModelError(f"model format version {version} is newer than this gicnet supports "
                              f"({FORMAT_VERSION}); upgrade gicnet")
         if raw.get("units", UNITS) != UNITS:
-            raise ModelError(f"model metadata declares units {raw['units']!r}, not gicnet's "
-                             f"{UNITS!r}")
+            raise ModelError(f"model metadata declares units {_shown(raw['units'])}, not "
+                             f"gicnet's {UNITS!r}")
         fields = {f.name for f in dataclasses.fields(cls)}
         missing = [f.name for f in dataclasses.fields(cls)
                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -127,50 +126,162 @@ class ModelDescription:
             desc = cls(**{k: v for k, v in raw.items() if k in fields})
             return desc._normalised()
         except (TypeError, ValueError) as err:
-            raise ModelError(f"model metadata is malformed: {err}") from None
+            raise ModelError(f"model metadata is malformed: {one_line(err)}") from None
 
     def _normalised(self) -> ModelDescription:
-        n = len(self.atomic_numbers)
-        rows = tuple(tuple(int(i) for i in row) for row in self.ic_rows)
-        if len(self.masses_amu) != n or len(rows) != n or any(len(r) != 4 for r in rows):
-            raise ValueError("atomic_numbers, masses_amu and ic_rows disagree in length")
-        dummies = tuple(tuple(float(x) for x in p) for p in self.dummy_points_A)
+        """The description with checked, canonical values (tuples, floats); raises
+        ValueError naming the first field that breaks the schema (docs/onnx-contract.md)."""
+        atoms = _atoms(self.atomic_numbers, self.masses_amu, self.ic_rows)
+        dummies = _points("dummy_points_A", self.dummy_points_A)
         if dummies != DUMMY_POINTS_A:
             raise ValueError(f"dummy_points_A {dummies} differ from the dummy points gicnet's "
                              f"graphs place, {DUMMY_POINTS_A}")
         if self.frame != BODY_FRAME:
-            raise ValueError(f"frame {self.frame!r} is not {BODY_FRAME!r}, the only one gicnet "
-                             "implements")
+            raise ValueError(f"frame {_shown(self.frame)} is not {BODY_FRAME!r}, the only one "
+                             "gicnet implements")
         if not isinstance(self.provenance, dict) or not isinstance(self.validation, dict):
             raise ValueError("provenance and validation must be JSON objects")
-        if not self.tc_fs > 0 or not self.gate_width_fs > 0:
-            raise ValueError("tc_fs and gate_width_fs must be positive")
+        if not isinstance(self.has_energy, bool):
+            raise ValueError(f"has_energy must be true or false, got {_shown(self.has_energy)}")
+        tc_fs = _positive("tc_fs", self.tc_fs)
+        segment = self.unroll_segment_fs
+        if segment is not None and not 0 < _finite("unroll_segment_fs", segment) <= tc_fs:
+            raise ValueError(f"unroll_segment_fs must lie in (0, tc_fs], got {_shown(segment)}")
+        return dataclasses.replace(
+            self, **atoms, dummy_points_A=dummies, tc_fs=tc_fs,
+            unroll_segment_fs=None if segment is None else float(segment),
+            gate_width_fs=_positive("gate_width_fs", self.gate_width_fs),
+            member_validation=self._checked_network())
+
+    def _checked_network(self) -> tuple[dict[str, Any], ...] | None:
+        """Check head, n_basis, n_members and format_version together; returns the
+        member_validation as a tuple (None for a single network)."""
         if self.head not in HEADS:
-            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
-        if self.head == "basis" and not (isinstance(self.n_basis, int) and self.n_basis >= 1):
-            raise ValueError(f"a basis head needs n_basis >= 1, got {self.n_basis!r}")
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {_shown(self.head)}")
+        if self.head == "basis" or self.n_basis is not None:
+            _bounded_int("n_basis", self.n_basis, MAX_N_BASIS)
         if self.n_members is not None:
-            if not (isinstance(self.n_members, int) and self.n_members >= 1):
-                raise ValueError(f"n_members must be an integer >= 1, got {self.n_members!r}")
+            _bounded_int("n_members", self.n_members, MAX_MEMBERS)
             if self.format_version < ENSEMBLE_FORMAT_VERSION:
                 raise ValueError(f"an ensemble file (n_members) needs format_version "
                                  f">= {ENSEMBLE_FORMAT_VERSION}, got {self.format_version}")
         members = self.member_validation
-        if members is not None and (self.n_members is None or len(members) != self.n_members
-                                    or not all(isinstance(m, dict) for m in members)):
+        if members is None:
+            return None
+        if (self.n_members is None or not isinstance(members, (list, tuple))
+                or len(members) != self.n_members or not all(isinstance(m, dict) for m in members)):
             raise ValueError("member_validation must hold one object per member")
-        segment = self.unroll_segment_fs
-        if segment is not None and not 0 < float(segment) <= float(self.tc_fs):
-            raise ValueError(f"unroll_segment_fs must lie in (0, tc_fs], got {segment}")
-        return dataclasses.replace(
-            self,
-            atomic_numbers=tuple(int(z) for z in self.atomic_numbers),
-            masses_amu=tuple(float(m) for m in self.masses_amu),
-            ic_rows=rows,
-            dummy_points_A=dummies,
-            tc_fs=float(self.tc_fs),
-            unroll_segment_fs=None if segment is None else float(segment),
-            gate_width_fs=float(self.gate_width_fs),
-            has_energy=bool(self.has_energy),
-            member_validation=None if members is None else tuple(members),
-        )
+        return tuple(members)
+
+
+#: Longest JSON text of one metadata value, characters: far above any real field (the
+#: IC rows of MAX_ATOMS atoms take ~25 k), so a hostile file is refused before parsing
+#: (nesting is bounded by jsonsafe.MAX_DEPTH).
+MAX_VALUE_CHARS = 4 * 2**20
+#: Most atoms a model may describe.  A GIC model describes one molecule (tens of atoms in
+#: practice); the runtime's pairwise geometry checks take N^2 entries per structure.
+MAX_ATOMS = 1000
+#: Largest atomic number of a known element (oganesson).
+MAX_ATOMIC_NUMBER = 118
+#: Most members of one ensemble file (outputs grow with M; real ensembles have a few).
+MAX_MEMBERS = 256
+#: Most basis functions of a "basis" head (training allows 256).
+MAX_N_BASIS = 4096
+#: Characters of a bad value shown in an error message.
+_SHOWN_CHARS = 60
+
+
+def _parsed(props: dict[str, str]) -> dict[str, Any]:
+    """The ``gicnet.<field>`` values parsed from JSON, each one's length and nesting
+    bounded before it is parsed (:mod:`gicnet_runtime.jsonsafe`)."""
+    raw = {}
+    for key, text in props.items():
+        if key.startswith(METADATA_PREFIX):
+            name = key[len(METADATA_PREFIX):]
+            try:
+                raw[name] = jsonsafe.loads(text, max_bytes=MAX_VALUE_CHARS,
+                                           what=f"model metadata field {name}")
+            except InputError as err:
+                raise ModelError(str(err)) from None
+    return raw
+
+
+def _atoms(atomic_numbers: Any, masses_amu: Any, ic_rows: Any) -> dict[str, tuple]:
+    """Checked atomic_numbers (N,), masses_amu (N,) amu and ic_rows (N, 4) as tuples; the
+    atom count is bounded before anything of that size is built."""
+    numbers = _sequence("atomic_numbers", atomic_numbers, MAX_ATOMS)
+    for i, z in enumerate(numbers):
+        if not _is_int(z) or not 1 <= z <= MAX_ATOMIC_NUMBER:
+            raise ValueError(f"atomic_numbers[{i}] is {_shown(z)}, not a known element "
+                             f"(an integer 1..{MAX_ATOMIC_NUMBER})")
+    n = len(numbers)
+    masses = _sequence("masses_amu", masses_amu, MAX_ATOMS)
+    rows = _sequence("ic_rows", ic_rows, MAX_ATOMS)
+    if len(masses) != n or len(rows) != n:
+        raise ValueError(f"atomic_numbers, masses_amu and ic_rows disagree in length "
+                         f"({n}, {len(masses)}, {len(rows)})")
+    masses = tuple(_positive(f"masses_amu[{i}]", m) for i, m in enumerate(masses))
+    for k, row in enumerate(rows):
+        if (not isinstance(row, (list, tuple)) or len(row) != 4
+                or not all(_is_int(i) for i in row)):
+            raise ValueError(f"ic_rows[{k}] must be 4 integers (atom, ref1, ref2, ref3), "
+                             f"got {_shown(row)}")
+    try:
+        icdef = ICDefinition(tuple(tuple(row) for row in rows))
+    except InputError as err:
+        raise ValueError(f"ic_rows: {err}") from None
+    return {"atomic_numbers": tuple(numbers), "masses_amu": masses, "ic_rows": icdef.rows}
+
+
+def _sequence(name: str, value: Any, max_len: int) -> list | tuple:
+    """``value`` if it is a JSON array of 1..max_len entries, else ValueError."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list, got {_shown(value)}")
+    if not 1 <= len(value) <= max_len:
+        raise ValueError(f"{name} must have 1..{max_len} entries, got {len(value)}")
+    return value
+
+
+def _points(name: str, value: Any) -> tuple[tuple[float, ...], ...]:
+    """Three points of three finite numbers, as float tuples."""
+    if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(
+            isinstance(p, (list, tuple)) and len(p) == 3 for p in value):
+        raise ValueError(f"{name} must be 3 points of 3 numbers, got {_shown(value)}")
+    return tuple(tuple(_finite(name, x) for x in p) for p in value)
+
+
+def _is_int(value: Any) -> bool:
+    """A JSON integer (true and false are not)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bounded_int(name: str, value: Any, most: int) -> int:
+    if not _is_int(value) or not 1 <= value <= most:
+        raise ValueError(f"{name} must be an integer 1..{most}, got {_shown(value)}")
+    return value
+
+
+def _finite(name: str, value: Any) -> float:
+    """``value`` as a finite float, else ValueError (true/false, strings, NaN, inf)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {_shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {_shown(value)}")
+    return number
+
+
+def _positive(name: str, value: Any) -> float:
+    number = _finite(name, value)
+    if not number > 0:
+        raise ValueError(f"{name} must be positive, got {_shown(value)}")
+    return number
+
+
+def _shown(value: Any) -> str:
+    """A bad value for a one-line message: its repr, cut to a few dozen characters."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gicnet_runtime.core import sanity
 from gicnet_runtime.core.contract import ENERGY_T, POSITIONS_T, VELOCITIES_T
 from gicnet_runtime.core.description import ModelDescription
 from gicnet_runtime.core.ensemble import (
@@ -109,7 +110,7 @@ class Model:
 
     def predict(self, positions: np.ndarray | Atoms | Sequence[Atoms],
                 velocities: np.ndarray | None = None, times_fs: np.ndarray | None = None, *,
-                ensemble: str = "mean") -> Prediction:
+                ensemble: str = "mean", check: bool = True) -> Prediction:
         """Positions and velocities at the given times of one segment.
 
         Args:
@@ -122,6 +123,9 @@ class Model:
                 the positions), with their spread; or "select", per initial condition the
                 member with the smallest total-energy error over the given times (the
                 choice the unrolling makes per segment).  A single model ignores it.
+            check: refuse (ModelError) frames that break a physical-sanity check against
+                their initial condition (:mod:`gicnet_runtime.core.sanity`); False for
+                made-up inputs (analysis) or to report violations yourself.
 
         Returns:
             The frames in the order of ``times_fs`` (the network's raw output, lab frame).
@@ -138,24 +142,31 @@ class Model:
             times = np.concatenate([np.zeros((pos.shape[0], 1)), times], axis=1)
         stacked = {name: value.astype(np.float64)
                    for name, value in self.run(pos, vel, times).items()}
-        first, spread = (1 if select else 0), None
-        if select:
-            member = _best_members(stacked, vel, self.description)
-            rows = np.arange(pos.shape[0])
-            picked = {name: value[member, rows, first:] for name, value in stacked.items()}
-        elif self.n_members > 1:
-            member = np.full(pos.shape[0], -1, dtype=np.int64)
-            picked, spread = _member_mean(stacked)
-        else:
-            member = np.zeros(pos.shape[0], dtype=np.int64)
-            picked = {name: value[0] for name, value in stacked.items()}
-        _check_finite(picked, times[:, first:])
-        energy = picked.get(ENERGY_T)
+        member, picked, spread = self._answer(stacked, vel, select)
+        times = times[:, 1:] if select else times
+        _check_finite(picked, times)
+        if check:
+            sanity.refuse(sanity.prediction_violations(
+                self.description, pos, vel, picked[POSITIONS_T], picked[VELOCITIES_T], times))
         if not batched:
             picked = {k: v[0] for k, v in picked.items()}
-            energy = None if energy is None else energy[0]
             spread = None if spread is None else spread[0]
-        return Prediction(picked[POSITIONS_T], picked[VELOCITIES_T], energy, member, spread)
+        return Prediction(picked[POSITIONS_T], picked[VELOCITIES_T], picked.get(ENERGY_T),
+                          member, spread)
+
+    def _answer(self, stacked: dict[str, np.ndarray], velocities0: np.ndarray, select: bool
+                ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
+        """From every member's outputs (M, B, K, ...): (B,) member used (-1: the mean), the
+        outputs (B, K, ...), the mean's spread (B, K) Å or None (``select``: t = 0 dropped)."""
+        n_batch = velocities0.shape[0]
+        if select:
+            member = _best_members(stacked, velocities0, self.description)
+            rows = np.arange(n_batch)
+            return member, {name: value[member, rows, 1:] for name, value in stacked.items()}, None
+        if self.n_members > 1:
+            return np.full(n_batch, -1, dtype=np.int64), *_member_mean(stacked)
+        return (np.zeros(n_batch, dtype=np.int64),
+                {name: value[0] for name, value in stacked.items()}, None)
 
     def propagate(self, positions: np.ndarray | Atoms | Sequence[Atoms],
                   velocities: np.ndarray | None = None, duration_fs: float | None = None,
@@ -164,7 +175,7 @@ class Model:
                   progress: Callable[[int], None] | None = None,
                   checkpoint: PropagateCheckpoint | None = None,
                   restore_energy: bool | None = None,
-                  segment_fs: float | None = None) -> list[Trajectory]:
+                  segment_fs: float | None = None, unphysical: str = "error") -> list[Trajectory]:
         """Long trajectories from B initial conditions, unrolled together in segments.
 
         Args:
@@ -185,6 +196,7 @@ class Model:
                 energy.
             segment_fs: length of the unrolled segments, fs, at most tc (None: the model's
                 ``default_segment_fs``).
+            unphysical: "error" or "warn" (:func:`gicnet_runtime.unroll.propagate.unroll`).
 
         Returns:
             One :class:`Trajectory` per initial condition; see
@@ -200,11 +212,11 @@ class Model:
         state = None
         if checkpoint is not None:
             state = checkpoint.start(self.run_key(pos, vel, duration_fs, dt_fs, restore,
-                                                  segment, energy_threshold_eV))
+                                                  segment, energy_threshold_eV, unphysical))
         return _propagate.propagate(self, pos, vel, duration_fs, dt_fs,
                                     energy_threshold_eV=energy_threshold_eV, progress=progress,
                                     state=state, on_step=checkpoint, restore_energy=restore,
-                                    segment_fs=segment)
+                                    segment_fs=segment, unphysical=unphysical)
 
     def segment_count(self, duration_fs: float, dt_fs: float,
                       segment_fs: float | None = None) -> int:
@@ -218,14 +230,15 @@ class Model:
 
     def run_key(self, positions: np.ndarray, velocities: np.ndarray, duration_fs: float,
                 dt_fs: float, restore_energy: bool, segment_fs: float,
-                energy_threshold_eV: float = ENERGY_THRESHOLD_EV) -> str:
+                energy_threshold_eV: float = ENERGY_THRESHOLD_EV,
+                unphysical: str = "error") -> str:
         """The fingerprint a checkpoint of this unrolling run carries: the model files'
         bytes, the validated initial conditions and the settings
         (:func:`gicnet_runtime.unroll.checkpoint.fingerprint`)."""
         from gicnet_runtime.unroll.checkpoint import fingerprint
 
         return fingerprint(self.paths, positions, velocities, duration_fs, dt_fs,
-                           energy_threshold_eV, restore_energy, segment_fs)
+                           energy_threshold_eV, restore_energy, segment_fs, unphysical)
 
     def validated_state(self, positions, velocities) -> tuple[np.ndarray, np.ndarray, bool]:
         """Positions and velocities (arrays or ase.Atoms) checked against the model:

@@ -7,7 +7,9 @@ description says ``has_energy``, ``energy_t`` (B, K) eV, each with a leading mem
 axis (M, ...) in an ensemble file (``n_members``).  Inputs and outputs are addressed by
 name.  :meth:`Session.run` always answers with the member axis (M = 1 for a single
 network).  Large batches are cut into chunks so that one call's outputs stay under a
-memory bound.
+memory bound.  On load the metadata is checked (:class:`ModelDescription`) and the graph
+is run once on a start built from it (:mod:`gicnet_runtime.core.probe`, ~1-5 ms): a file
+whose graph disagrees with its metadata is refused with a one-line ModelError.
 
 Providers: an explicit ``providers=`` list wins; otherwise ``device="cpu"`` is the CPU,
 ``device="cuda"`` the CUDA provider (an error when it does not work), and
@@ -31,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from gicnet_runtime.core import probe
 from gicnet_runtime.core.contract import (
     ENERGY_T,
     INPUT_NAMES,
@@ -158,6 +161,22 @@ class Session:
         self.max_chunk_bytes = int(max_chunk_bytes)
         self.max_chunk_frames = (max(1, CPU_CHUNK_FRAMES // self.n_members)
                                  if self.providers[0] == CPU else None)
+        self._probe()
+
+    def _probe(self) -> None:
+        """Run the graph once on a start built from the metadata and refuse the file when
+        the two disagree (:mod:`gicnet_runtime.core.probe`)."""
+        try:
+            feed = probe.probe_feed(self.description)
+        except ModelError as err:
+            raise ModelError(f"{self.path.name}: {err}") from None
+        values = self._run(feed)  # its ModelErrors name the file: failed to run, shapes
+        outputs = {name: value if self._stacked else value[None]
+                   for name, value in zip(self._outputs, values, strict=True)}
+        try:
+            probe.check_outputs(self.description, feed, outputs, self.providers[0])
+        except ModelError as err:
+            raise ModelError(f"{self.path.name}: {err}") from None
 
     def _check_contract(self) -> None:
         inputs = {i.name: i for i in self._session.get_inputs()}
@@ -171,6 +190,9 @@ class Session:
         for name in self._outputs:
             if name not in outputs:
                 raise ModelError(f"{self.path.name}: model lacks output {name!r}")
+        if ENERGY_OUTPUT in outputs and not self.description.has_energy:
+            raise ModelError(f"{self.path.name}: graph has output {ENERGY_OUTPUT!r} but its "
+                             "metadata says has_energy false")
         n_atoms = inputs["positions"].shape[1] if len(inputs["positions"].shape) == 3 else None
         if isinstance(n_atoms, int) and n_atoms != self.description.n_atoms:
             raise ModelError(f"{self.path.name}: graph takes {n_atoms} atoms but its "

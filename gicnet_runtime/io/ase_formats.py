@@ -9,7 +9,9 @@ cannot quote).
 
 The extended XYZ writer is gicnet's own: ASE's writes 8 decimals, which would not
 round-trip; this one writes every float with 17 significant digits in the same
-grammar, and the reader is ASE's.
+grammar, and the reader is ASE's.  Every file goes to ASE through :func:`read_frames`,
+after the checks of :mod:`gicnet_runtime.io.limits` (claimed atom counts and array
+sizes must fit in the file; JSON is bounded).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from gicnet_runtime import jsonsafe
 from gicnet_runtime.core.trajectory import Trajectory
 from gicnet_runtime.errors import InputError
+from gicnet_runtime.io import limits
 from gicnet_runtime.io.support import jsonable, require
 from gicnet_runtime.units import a_per_fs_to_ase_velocities, ase_velocities_to_a_per_fs
 
@@ -119,10 +123,21 @@ def read_traj(path: Path, frame_spacing_fs: float | None = None, **_) -> Traject
     return read_ase(path, "traj", frame_spacing_fs)
 
 
+def read_frames(path: Path, kind: str | None = None) -> list:
+    """Every frame of a file ASE reads, as ase.Atoms, once the file has passed the checks
+    of :func:`gicnet_runtime.io.limits.check_ase_file`; ``kind`` is ASE's format name
+    (default: ASE's guess).  Extended XYZ comment lines are parsed with bounded JSON
+    (:func:`~gicnet_runtime.io.limits.parse_xyz_comment`)."""
+    ase_io = require("ase.io")
+    kind = kind or require("ase.io.formats").filetype(str(path))
+    limits.check_ase_file(path, kind)
+    options = {"properties_parser": limits.parse_xyz_comment} if kind == "extxyz" else {}
+    return ase_io.read(str(path), index=":", format=kind, **options)
+
+
 def read_ase(path: Path, kind: str, frame_spacing_fs: float | None) -> Trajectory:
     """Read an extended XYZ (``kind="extxyz"``) or ASE .traj file with velocities."""
-    ase_io = require("ase.io")
-    frames = ase_io.read(str(path), index=":", format=kind)
+    frames = read_frames(path, kind)
     if not frames:
         raise InputError("file holds no frames")
     first = frames[0]
@@ -176,8 +191,10 @@ def _potential_energies(frames) -> np.ndarray | None:
 
 def _provenance(info: dict) -> dict:
     if "gicnet_info_hex" in info:
-        return json.loads(bytes.fromhex(str(info["gicnet_info_hex"])).decode())
-    value = info.get("gicnet_info", {})
+        value = jsonsafe.loads(bytes.fromhex(str(info["gicnet_info_hex"])),
+                               what="gicnet_info_hex")
+    else:  # decoded by ASE, through limits.parse_xyz_comment (extxyz) or check_ulm (.traj)
+        value = info.get("gicnet_info", {})
     if not isinstance(value, dict):
         raise InputError("gicnet_info in the first frame is not a JSON object")
     return value

@@ -21,7 +21,9 @@ of one run), so a long run converted from its spool (:mod:`gicnet_runtime.io.spo
 never needs all its frames in memory; npz alone gathers them (numpy's npz has no
 append).  Writes are atomic (:mod:`gicnet_runtime.atomic`): an error never leaves a
 half-written file.  Malformed or truncated files, missing velocities and non-finite
-values raise :class:`InputError` with one line.
+values raise :class:`InputError` with one line.  Each reader first checks that what the
+file claims (atom counts, array shapes) fits in the file's size and reads JSON with
+bounded size and nesting (:mod:`gicnet_runtime.io.limits`, :mod:`gicnet_runtime.jsonsafe`).
 """
 
 from __future__ import annotations

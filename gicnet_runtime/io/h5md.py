@@ -18,6 +18,10 @@ Layout written (https://www.nongnu.org/h5md/h5md.html)::
 ``step`` is the frame index; ``time`` is shared between elements by hard links.
 The reader converts the units it knows (Å, nm, bohr; fs, ps; eV, kJ/mol, kcal/mol,
 Hartree) and treats a dataset without a ``unit`` attribute as already in gicnet units.
+It reads a dataset only once its shape fits in the bytes the file stores for it
+(:func:`gicnet_runtime.io.limits.check_h5_dataset`) and the molecule has at most
+:data:`~gicnet_runtime.io.limits.MAX_ATOMS` atoms; ``info_json`` is bounded JSON
+(:mod:`gicnet_runtime.jsonsafe`).
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from gicnet_runtime import jsonsafe
 from gicnet_runtime.core.trajectory import Trajectory
 from gicnet_runtime.errors import InputError
+from gicnet_runtime.io import limits
 from gicnet_runtime.io.support import jsonable, require
 from gicnet_runtime.units import BOHR_IN_A, HARTREE_IN_EV, KCAL_PER_MOL_IN_EV, KJ_PER_MOL_IN_EV
 
@@ -141,6 +147,7 @@ def read_h5md(path: Path, **_) -> Trajectory:
             raise InputError("H5MD file has no particles position")
         if "velocity" not in particles:
             raise InputError("H5MD file has no velocities (particles/*/velocity)")
+        _check_atoms(particles["position"])
         positions = _values(particles["position"], _LENGTH_A)
         velocities = _values(particles["velocity"], _VELOCITY_A_PER_FS)
         time_fs = _times(particles["position"], positions.shape[0])
@@ -177,9 +184,21 @@ def _unit_factor(dataset, table: dict[str, float]) -> float:
     return table[unit]
 
 
+def _read(dataset) -> np.ndarray:
+    """All of ``dataset``, once its shape has been checked against its stored bytes."""
+    limits.check_h5_dataset(dataset)
+    return dataset[()]
+
+
+def _check_atoms(element) -> None:
+    shape = element["value"].shape or ()
+    if len(shape) == 3:  # other shapes are refused by Trajectory, after reading
+        limits.check_atom_count(shape[1], "H5MD particles position")
+
+
 def _values(element, table: dict[str, float]) -> np.ndarray:
     value = element["value"]
-    return np.asarray(value[()], dtype=np.float64) * _unit_factor(value, table)
+    return np.asarray(_read(value), dtype=np.float64) * _unit_factor(value, table)
 
 
 def _times(element, n_frames: int) -> np.ndarray:
@@ -190,8 +209,8 @@ def _times(element, n_frames: int) -> np.ndarray:
     factor = _unit_factor(time, _TIME_FS)
     if time.shape == ():
         offset = float(time.attrs.get("offset", 0.0))
-        return (offset + float(time[()]) * np.arange(n_frames)) * factor
-    return np.asarray(time[()], dtype=np.float64) * factor
+        return (offset + float(_read(time)) * np.arange(n_frames)) * factor
+    return np.asarray(_read(time), dtype=np.float64) * factor
 
 
 def _species(particles, h5py) -> np.ndarray:
@@ -199,16 +218,17 @@ def _species(particles, h5py) -> np.ndarray:
         raise InputError("H5MD file has no species (atomic numbers)")
     species = particles["species"]
     if isinstance(species, h5py.Group):  # time-dependent: take the first frame
+        limits.check_h5_dataset(species["value"])
         species = species["value"][0]
     else:
-        species = species[()]
+        species = _read(species)
     return np.asarray(species, dtype=np.int64)
 
 
 def _masses(particles, atomic_numbers: np.ndarray) -> np.ndarray:
     if "mass" in particles:
         mass = particles["mass"]
-        return np.asarray(mass[()], dtype=np.float64) * _unit_factor(mass, _MASS_AMU)
+        return np.asarray(_read(mass), dtype=np.float64) * _unit_factor(mass, _MASS_AMU)
     data = require("ase.data")
     return np.asarray(data.atomic_masses[atomic_numbers], dtype=np.float64)
 
@@ -217,7 +237,7 @@ def _info(f) -> dict:
     params = f.get("parameters/gicnet")
     if params is None or "info_json" not in params.attrs:
         return {}
-    info = json.loads(params.attrs["info_json"])
+    info = jsonsafe.loads(params.attrs["info_json"], what="parameters/gicnet info_json")
     if not isinstance(info, dict):
         raise InputError("parameters/gicnet info_json is not a JSON object")
     return info

@@ -28,6 +28,7 @@ import numpy as np
 
 from gicnet_runtime.core.description import ModelDescription
 from gicnet_runtime.errors import InputError, one_line
+from gicnet_runtime.io.ase_formats import read_frames
 from gicnet_runtime.io.formats import SUFFIX_FORMATS, read_trajectory, require
 from gicnet_runtime.units import ase_velocities_to_a_per_fs
 
@@ -141,9 +142,11 @@ def read_initial_conditions(path: str | os.PathLike,
 
 
 def _read_frames(path: Path) -> list:
-    ase_io = require("ase.io")
+    """The frames of a file ASE reads (validated first: :func:`read_frames`)."""
     try:
-        frames = ase_io.read(str(path), index=":")
+        frames = read_frames(path)
+    except InputError as err:
+        raise InputError(f"{path}: {one_line(err)}") from None
     except Exception as err:  # noqa: BLE001 (ASE raises many unrelated types on bad files)
         raise InputError(f"cannot read {path}: {one_line(err)}") from None
     if not frames:

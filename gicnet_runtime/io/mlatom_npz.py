@@ -16,6 +16,9 @@ info   ()          provenance as a JSON string (gicnet extension; optional)
 Without ``z`` the elements are inferred from the masses (the one element whose
 standard atomic mass lies within :data:`MASS_MATCH_AMU`), so isotopes need ``z``.
 The energy unit of ep/ek is chosen with ``energy_unit`` ("Hartree", "eV", "kcal/mol").
+Arrays are read only once their .npy headers fit in the file
+(:func:`gicnet_runtime.io.limits.check_npz`); ``info`` is bounded JSON
+(:mod:`gicnet_runtime.jsonsafe`).
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from gicnet_runtime import jsonsafe
 from gicnet_runtime.core.trajectory import Trajectory
 from gicnet_runtime.errors import InputError
+from gicnet_runtime.io import limits
 from gicnet_runtime.io.support import jsonable, require
 from gicnet_runtime.units import HARTREE_IN_EV, KCAL_PER_MOL_IN_EV
 
@@ -83,6 +88,7 @@ def read_npz(path: Path, frame_spacing_fs: float | None = None,
              energy_unit: str = "Hartree", **_) -> Trajectory:
     """Read an MLatom npz trajectory (see the module docstring for keys and units)."""
     factor = _energy_factor(energy_unit)
+    limits.check_npz(path)
     with np.load(path, allow_pickle=False) as data:
         arrays = {key: _array(data, key) for key in data.files}
     for key in ("xyz", "m"):
@@ -91,11 +97,13 @@ def read_npz(path: Path, frame_spacing_fs: float | None = None,
     if "v" not in arrays:
         raise InputError("npz file has no velocities ('v' array)")
     positions = arrays["xyz"]
+    if positions.ndim == 3:  # other shapes are refused by Trajectory
+        limits.check_atom_count(positions.shape[1], "npz 'xyz'")
     masses = arrays["m"]
     z = arrays["z"] if "z" in arrays else elements_from_masses(masses)
     energies = {name: None if key not in arrays else arrays[key] * factor
                 for name, key in (("potential_energy", "ep"), ("kinetic_energy", "ek"))}
-    info = json.loads(str(arrays["info"])) if "info" in arrays else {}
+    info = jsonsafe.loads(str(arrays["info"]), what="npz 'info'") if "info" in arrays else {}
     if not isinstance(info, dict):
         raise InputError("npz 'info' is not a JSON object")
     return Trajectory(_times(arrays, positions.shape[0], frame_spacing_fs), positions,

@@ -55,6 +55,8 @@ class FrameSpool:
         """Frames first .. first + F - 1 of trajectories ``rows`` (A, F, N, 3) Å, Å/fs;
         potential (A, F) eV or None."""
         n_rows, n_new = positions.shape[:2]
+        if n_new == 0:  # a segment shorter than the frame spacing holds no output frame
+            return
         records = np.empty((n_rows, n_new, self.record), _DTYPE)
         records[..., :-1] = np.concatenate([positions.reshape(n_rows, n_new, -1),
                                             velocities.reshape(n_rows, n_new, -1)], axis=-1)

@@ -15,7 +15,7 @@ READ_FAILURES = (
     OSError, KeyError, ValueError, IndexError, TypeError, AttributeError, EOFError,
     zipfile.BadZipFile, UnicodeDecodeError, AssertionError, StopIteration,
     RuntimeError,  # h5py: "address of object past end of allocation" and the like
-    MemoryError,  # a damaged header that claims an enormous array (ASE .traj)
+    MemoryError,  # backstop: io.limits refuses claims of enormous arrays before parsing
 )
 
 

@@ -326,11 +326,11 @@ def _parallel_map(fn, items: list, workers: int, progress: bool) -> list:
     import concurrent.futures
     import multiprocessing
 
-    from tqdm import tqdm
+    from gicnet_runtime.progress import progress as progress_reporter
 
     if workers < 1:
         raise InputError(f"workers must be >= 1, got {workers}")
-    bar = tqdm(total=len(items), desc="trajectories", unit="traj", disable=not progress)
+    bar = progress_reporter(len(items), "trajectories", "trajectory", enabled=progress)
     results: list = [None] * len(items)
     if not items:
         return results

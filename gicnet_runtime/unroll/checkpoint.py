@@ -10,7 +10,11 @@ frames stay in the spool file, so the checkpoint's size does not grow with the r
 length (a few numbers per segment aside); an in-memory sink puts its frames in it.
 The file (``OUT.resume.npz``, :func:`checkpoint_path`) holds
 numpy arrays and one JSON header, never pickled objects, and is written atomically, so a
-run killed at any moment leaves either the previous or the new checkpoint.
+run killed at any moment leaves either the previous or the new checkpoint.  It is read
+as any other file: array headers checked against the file's size
+(:func:`gicnet_runtime.io.limits.check_npz`), the header as bounded JSON
+(:mod:`gicnet_runtime.jsonsafe`), and the sizes the header claims against the arrays
+before the state is allocated.
 
 Unrolling is deterministic given its state, so a run continued from a checkpoint
 (``resume=True``) ends with exactly the trajectories of an uninterrupted run.  The
@@ -24,14 +28,16 @@ import hashlib
 import json
 import os
 import time
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from gicnet_runtime import jsonsafe
 from gicnet_runtime.atomic import atomic_target, remove_stale_temporaries
 from gicnet_runtime.errors import InputError, one_line
+from gicnet_runtime.io.limits import check_npz
+from gicnet_runtime.io.support import READ_FAILURES
 from gicnet_runtime.unroll.sinks import FrameSink
 from gicnet_runtime.unroll.state import SegmentPrediction, UnrollState
 
@@ -60,9 +66,11 @@ def checkpoint_path(out: str | os.PathLike) -> Path:
 
 def fingerprint(model_paths: Sequence[str | os.PathLike], positions: np.ndarray,
                 velocities: np.ndarray, duration_fs: float, dt_fs: float,
-                energy_threshold_eV: float, restore_energy: bool, segment_fs: float) -> str:
+                energy_threshold_eV: float, restore_energy: bool, segment_fs: float,
+                unphysical: str = "error") -> str:
     """SHA-256 of everything that determines an unrolled run: model bytes, initial
-    positions (B, N, 3) Å and velocities (B, N, 3) Å/fs, and the settings."""
+    positions (B, N, 3) Å and velocities (B, N, 3) Å/fs, and the settings (``unphysical``:
+    whether physical-sanity violations fail segments, :mod:`gicnet_runtime.core.sanity`)."""
     digest = hashlib.sha256()
     for path in model_paths:
         with open(path, "rb") as fh:
@@ -71,7 +79,7 @@ def fingerprint(model_paths: Sequence[str | os.PathLike], positions: np.ndarray,
     for array in (positions, velocities):
         digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
     digest.update(repr((float(duration_fs), float(dt_fs), float(energy_threshold_eV),
-                        bool(restore_energy), float(segment_fs))).encode())
+                        bool(restore_energy), float(segment_fs), str(unphysical))).encode())
     return digest.hexdigest()
 
 
@@ -110,6 +118,11 @@ class PropagateCheckpoint:
         state = load_state(self.path, key)
         self.resumed_segments = int(state.segment.sum())
         return state
+
+    def save(self, state: UnrollState, sink: FrameSink) -> None:
+        """Save the state and ``sink``'s mark now (an interrupted run's last save)."""
+        save_state(self.path, state, self._fingerprint, sink)
+        self._last_save = time.monotonic()
 
     def __call__(self, state: UnrollState, sink: FrameSink) -> None:
         """Save the state and ``sink``'s mark when ``every_s`` has passed since the last
@@ -157,14 +170,14 @@ def load_state(path: str | os.PathLike, key: str) -> UnrollState:
     of the run identified by ``key``."""
     path = Path(path)
     try:
+        check_npz(path)
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: np.asarray(data[name]) for name in data.files}
-        header = json.loads(str(arrays.pop("header")))
+        header = jsonsafe.loads(str(arrays.pop("header")), what="checkpoint header")
         return _unpack(header, arrays, key)
     except InputError as err:
-        raise InputError(f"{path}: {err}") from None
-    except (OSError, KeyError, ValueError, TypeError, IndexError, EOFError,
-            zipfile.BadZipFile, AttributeError) as err:
+        raise InputError(f"{path}: {one_line(err)}") from None
+    except READ_FAILURES as err:
         text = one_line(err)
         raise InputError(f"cannot read propagate checkpoint {path}: {text}") from None
 
@@ -179,6 +192,7 @@ def _unpack(header: dict, arrays: dict[str, np.ndarray], key: str) -> UnrollStat
     start = arrays["frame_start"]
     if start.ndim != 1 or start.size < 2 or arrays["positions0"].shape[0] == 0:
         raise ValueError("checkpoint holds no trajectories or segments")
+    _check_claims(header, arrays)
     state = UnrollState(*(arrays[name] for name in _INITIAL), np.diff(start),
                         int(header["n_members"]), bool(header["has_energy"]))
     for name in _PROGRESS:
@@ -200,6 +214,20 @@ def _unpack(header: dict, arrays: dict[str, np.ndarray], key: str) -> UnrollStat
             raise ValueError(f"checkpoint attempt {k} belongs to another trajectory")
         state.attempts.setdefault(b, []).append((int(attempt["rank"]), prediction))
     return state
+
+
+def _check_claims(header: dict, arrays: dict[str, np.ndarray]) -> None:
+    """ValueError unless the member count and segment width that the header and
+    ``frame_start`` claim are those of the saved predictions: UnrollState allocates
+    (members, B, width, N, 3) arrays from them."""
+    counts = np.diff(arrays["frame_start"])
+    if counts.min() < 0:
+        raise ValueError("checkpoint frame_start is not increasing")
+    n_batch, n_atoms = arrays["positions0"].shape[:2]
+    claimed = (int(header["n_members"]), n_batch, int(counts.max()), n_atoms, 3)
+    saved = arrays["last_positions"].shape
+    if claimed != saved:
+        raise ValueError(f"checkpoint claims predictions of shape {claimed}, but holds {saved}")
 
 
 def _fill(target: np.ndarray, saved: np.ndarray, name: str) -> None:

@@ -12,7 +12,9 @@ segment, for all trajectories at once (one batch per member):
    back the initial linear and angular momentum (:mod:`gicnet_runtime.unroll.momentum`);
 3. members whose prediction is non-finite, flies apart (an atom more than
    ``EXPLOSION_MARGIN_A`` beyond the initial molecule's extent) or moves faster than
-   ``MAX_SPEED_A_PER_FS`` count as failed;
+   ``MAX_SPEED_A_PER_FS`` count as failed; so do, unless ``unphysical="warn"``, those
+   that break the physical-sanity checks of :mod:`gicnet_runtime.core.sanity` (a bond
+   outside its band, a frozen or overheated molecule);
 4. members are ranked by total-energy error (:mod:`gicnet_runtime.core.ensemble`) and
    :class:`gicnet_runtime.unroll.state.UnrollState` accepts, steps back or stops each
    trajectory (all trajectories within the threshold at once);
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gicnet_runtime.core import sanity
 from gicnet_runtime.core.contract import ENERGY_T
 from gicnet_runtime.core.description import ModelDescription
 from gicnet_runtime.core.ensemble import (
@@ -77,8 +80,22 @@ def propagate(model: Model, positions: np.ndarray, velocities: np.ndarray,
     desc = model.description
     z, masses = np.asarray(desc.atomic_numbers), np.asarray(desc.masses_amu, dtype=np.float64)
     times = frame_times_fs(duration_fs, dt_fs)
-    return [sinks[0].trajectory(b, run.n_frames, times, z, masses, run.info)
-            for b, run in enumerate(runs)]
+    trajectories = [sinks[0].trajectory(b, run.n_frames, times, z, masses, run.info)
+                    for b, run in enumerate(runs)]
+    if options.get("unphysical") == "warn":
+        for b, traj in enumerate(trajectories):
+            note_unphysical(b, [traj], traj.info)
+    return trajectories
+
+
+def note_unphysical(b: int, blocks, info: dict) -> None:
+    """With ``unphysical="warn"``: record in ``info["unphysical"]`` the first
+    physical-sanity violation of trajectory ``b``, whose frames ``blocks`` (Trajectory
+    blocks in time order, frame 0 the initial state) are final
+    (:func:`gicnet_runtime.core.sanity.check_trajectory`)."""
+    found = sanity.check_trajectory(blocks)
+    if found is not None:
+        info["unphysical"] = f"trajectory {b}: {found}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +114,7 @@ def unroll(model: Model, positions: np.ndarray, velocities: np.ndarray,
            state: UnrollState | None = None,
            on_step: Callable[[UnrollState, FrameSink], None] | None = None,
            restore_energy: bool | None = None,
-           segment_fs: float | None = None) -> list[UnrolledRun]:
+           segment_fs: float | None = None, unphysical: str = "error") -> list[UnrolledRun]:
     """Unroll trajectories from B initial conditions (see the module docstring), handing
     every frame, once final, to a frame sink (:mod:`gicnet_runtime.unroll.sinks`).
 
@@ -126,13 +143,16 @@ def unroll(model: Model, positions: np.ndarray, velocities: np.ndarray,
         segment_fs: length of the unrolled segments, fs, at most the model's tc (None: the
             model's ``default_segment_fs``): shorter segments use the model's more accurate
             early times, at the cost of more network calls per fs.
+        unphysical: "error": a segment that breaks a physical-sanity check (bonds,
+            temperature: :mod:`gicnet_runtime.core.sanity`) fails like a non-finite one;
+            "warn": it does not (:func:`note_unphysical` can report it afterwards).
 
     Returns:
         One :class:`UnrolledRun` per trajectory.
     """
     run = Unrolling(model, positions, velocities, duration_fs, dt_fs, sink,
                     energy_threshold_eV=energy_threshold_eV, state=state,
-                    restore_energy=restore_energy, segment_fs=segment_fs)
+                    restore_energy=restore_energy, segment_fs=segment_fs, unphysical=unphysical)
     if progress is not None and state is not None:
         progress(int(run.state.segment.sum()))
     while not run.done:
@@ -163,7 +183,7 @@ class Unrolling:
                  duration_fs: float, dt_fs: float, sink: Callable[..., FrameSink], *,
                  energy_threshold_eV: float = ENERGY_THRESHOLD_EV,
                  state: UnrollState | None = None, restore_energy: bool | None = None,
-                 segment_fs: float | None = None) -> None:
+                 segment_fs: float | None = None, unphysical: str = "error") -> None:
         desc = model.description
         masses = np.asarray(desc.masses_amu, dtype=np.float64)
         frames = frame_times_fs(duration_fs, dt_fs)
@@ -173,6 +193,7 @@ class Unrolling:
         if not energy_threshold_eV > 0:
             raise InputError(f"energy threshold must be positive, got {energy_threshold_eV} eV")
         restore_energy, segment_fs = unroll_settings(desc, restore_energy, segment_fs)
+        sanity.check_mode(unphysical)
         frame_segment = segment_of(frames, segment_fs)
         per_segment = [frames[frame_segment == s] for s in range(int(frame_segment[-1]) + 1)]
         self.frames_fs, self.threshold_eV = frames, energy_threshold_eV
@@ -184,8 +205,11 @@ class Unrolling:
         self.reference = (None if self.potential0 is None
                           else reference_energy_eV(self.potential0, velocities, masses))
         self.limits = extent_A(positions, masses) + EXPLOSION_MARGIN_A
+        bounds = (sanity.Bounds.initial(positions, velocities, masses, desc.atomic_numbers)
+                  if unphysical == "error" else None)
         self.segment_step = SegmentStep(model, masses, segment_fs, per_segment,
-                                        ICDefinition(desc.ic_rows) if restore_energy else None)
+                                        ICDefinition(desc.ic_rows) if restore_energy else None,
+                                        bounds)
         self.info = {"engine": "gicnet", "models": [p.name for p in model.paths],
                      "n_members": model.n_members, "tc_fs": desc.tc_fs,
                      "segment_fs": segment_fs, "dt_fs": float(dt_fs),

@@ -3,9 +3,11 @@
 Per segment, for all its trajectories at once: every ensemble member predicts the
 segment at the output frames that fall in it and at ``ENERGY_CHECKS_PER_SEGMENT`` check
 times; the centre of mass and the momenta are restored; members that failed numerically
-(non-finite, exploding geometry, an atom too fast) are marked; the members' total-energy
-errors are computed; and, with energy restoration, each member's end state gets the
-trajectory's initial total energy back (:mod:`gicnet_runtime.unroll.propagate`).
+(non-finite, exploding geometry, an atom too fast) or, with physical-sanity bounds, broke
+a bond or froze or overheated the molecule (:mod:`gicnet_runtime.core.sanity`) are
+marked; the members' total-energy errors are computed; and, with energy restoration,
+each member's end state gets the trajectory's initial total energy back
+(:mod:`gicnet_runtime.unroll.propagate`).
 """
 
 from __future__ import annotations
@@ -14,10 +16,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gicnet_runtime.core import internal
+from gicnet_runtime.core import internal, sanity
 from gicnet_runtime.core.contract import ENERGY_T, POSITIONS_T, VELOCITIES_T
 from gicnet_runtime.core.ensemble import total_energy_error_eV
 from gicnet_runtime.core.icdef import ICDefinition
+from gicnet_runtime.core.sanity import (  # noqa: F401  (re-exported: the unrolling's bounds)
+    EXPLOSION_MARGIN_A,
+    MAX_SPEED_A_PER_FS,
+    extent_A,
+)
 from gicnet_runtime.core.timegrid import TIME_RTOL
 from gicnet_runtime.unroll import energy_restore
 from gicnet_runtime.unroll import momentum as mom
@@ -28,27 +35,21 @@ if TYPE_CHECKING:
 
 #: Times per segment at which energy and geometry are checked (besides the frames).
 ENERGY_CHECKS_PER_SEGMENT = 10
-#: An atom this much farther from the centre of mass than any atom at t = 0 means the
-#: prediction exploded, Å.
-EXPLOSION_MARGIN_A = 10.0
-#: A speed above this means the prediction exploded, Å/fs (100 km/s; thermal H ~0.02).
-MAX_SPEED_A_PER_FS = 1.0
-
-
-def extent_A(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
-    """Largest atom distance from the centre of mass: (..., N, 3) Å -> (...) Å."""
-    rel = positions - mom.centre_of_mass(positions, masses)[..., None, :]
-    return np.max(np.linalg.norm(rel, axis=-1), axis=-1)
 
 
 class SegmentStep:
     """One batched prediction of the current segment of several trajectories."""
 
     def __init__(self, model: Model, masses: np.ndarray, segment_fs: float,
-                 per_segment: list[np.ndarray], restore_ics: ICDefinition | None = None) -> None:
+                 per_segment: list[np.ndarray], restore_ics: ICDefinition | None = None,
+                 bounds: sanity.Bounds | None = None) -> None:
         """``restore_ics``: the IC definition whose bonds and angles energy restoration
-        scales (None: no restoration)."""
+        scales (None: no restoration); ``bounds``: the physical-sanity bounds of all B
+        trajectories (:meth:`gicnet_runtime.core.sanity.Bounds.initial`), whose bond and
+        temperature checks make a member's segment fail (None: numerical checks only)."""
         self.model, self.masses, self.segment_fs = model, masses, segment_fs
+        self.bounds = bounds
+        self.until_fs = float(per_segment[-1][-1])
         self.per_segment = per_segment
         self.restore = None if restore_ics is None else (internal.row_bonds(restore_ics),
                                                          internal.row_angles(restore_ics))
@@ -85,6 +86,11 @@ class SegmentStep:
         if energy is not None:
             errors = total_energy_error_eV(energy, vel, self.masses, reference)
         reasons = _failures(finite, pos, vel, self.masses, limits)
+        timed = np.zeros(reasons.shape, dtype=bool)  # reasons that say when themselves
+        if self.bounds is not None:
+            physical = self._physical(rows, segment, local, pos, vel)
+            timed = (reasons == "") & np.not_equal(physical, None)
+            reasons[timed] = [str(v) for v in physical[timed]]
         errors = np.where(reasons == "", errors, np.inf)
         cols = np.arange(len(rows))
         ends = self.ends[segment]
@@ -99,16 +105,29 @@ class SegmentStep:
             rows=rows, positions=pos[:, :, :width], velocities=vel[:, :, :width],
             potential_eV=None if energy is None else energy[:, :, :width],
             end_positions=end_pos, end_velocities=end_vel, errors_eV=errors,
-            failures=self._failure_texts(errors, reasons, segment))
+            failures=self._failure_texts(errors, reasons, timed, segment))
 
-    def _failure_texts(self, errors: np.ndarray, reasons: np.ndarray,
+    def _physical(self, rows: np.ndarray, segment: np.ndarray, local: np.ndarray,
+                  pos: np.ndarray, vel: np.ndarray) -> np.ndarray:
+        """(M, A) the first physical-sanity violation (:class:`gicnet_runtime.core.sanity.
+        Violation`) of each member's prediction, positions and velocities (M, A, K, N, 3) at
+        local times (A, K), or None.  A frozen stretch counts from the segment's start and,
+        in segments shorter than ``FROZEN_WINDOW_FS``, must last the whole segment; times
+        after the last output frame (the end of the run) are not checked."""
+        start = segment * self.segment_fs
+        frames = sanity.Frames(pos, vel, start[:, None] + local, start,
+                               min(sanity.FROZEN_WINDOW_FS, self.segment_fs), self.until_fs)
+        return sanity.first_violations(self.bounds.rows(rows), frames, sanity.PHYSICAL_CHECKS)
+
+    def _failure_texts(self, errors: np.ndarray, reasons: np.ndarray, timed: np.ndarray,
                        segment: np.ndarray) -> list[str | None]:
         """Per column, why its best member failed when every member did, else None."""
         texts: list[str | None] = [None] * errors.shape[1]
         for a in np.flatnonzero(~np.isfinite(errors.min(axis=0))):
+            best = np.argmin(errors[:, a])
             t0 = segment[a] * self.segment_fs
-            texts[a] = (f"{reasons[np.argmin(errors[:, a]), a]} between t = {t0:g} and "
-                        f"{t0 + self.segment_fs:g} fs")
+            texts[a] = reasons[best, a] + ("" if timed[best, a] else
+                                           f" between t = {t0:g} and {t0 + self.segment_fs:g} fs")
         return texts
 
     def _restored(self, state: UnrollState, rows: np.ndarray, local: np.ndarray,

@@ -1,4 +1,5 @@
-"""Progress of the long commands on stderr, on a terminal and off it (logs, batch jobs).
+"""Progress of long work on stderr, on a terminal and off it (logs, batch jobs): the one
+progress reporter of the commands, the reference MD and training.
 
 On a terminal :func:`progress` gives tqdm's bar.  Off a terminal a bar's carriage returns
 make a log unreadable, so it prints a plain line instead, at most every
@@ -8,11 +9,13 @@ make a log unreadable, so it prints a plain line instead, at most every
 
 and, when it has printed any, a last line when it is closed.  Runs shorter than the
 interval print nothing.  Both kinds have ``update(n)``, ``close()`` and work as context
-managers.
+managers; ``set_postfix(**values)`` adds ``key=value`` pairs (tqdm's, or the end of the
+plain line).  ``progress(..., enabled=False)`` gives a reporter that prints nothing.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -43,7 +46,7 @@ class PlainProgress:
                  interval_s: float = PROGRESS_INTERVAL_S) -> None:
         self.total, self.desc, self.unit, self.stream = total, desc, unit, stream
         self.clock, self.interval_s = clock, interval_s
-        self.n, self.lines = 0, 0
+        self.n, self.lines, self.postfix = 0, 0, ""
         self._start = self._last = clock()
         self._closed = False
 
@@ -54,6 +57,10 @@ class PlainProgress:
         if now - self._last >= self.interval_s:
             self._last = now
             self._print(now)
+
+    def set_postfix(self, **values) -> None:
+        """Values shown at the end of the next lines (``loss=0.012``)."""
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
     def close(self) -> None:
         """Print the last line (only if a line was printed before); idempotent."""
@@ -71,7 +78,7 @@ class PlainProgress:
         text += f", {_duration(elapsed)} elapsed"
         if self.total and 0 < self.n < self.total:
             text += f", ~{_duration(elapsed * (self.total - self.n) / self.n)} left"
-        return text
+        return f"{text}, {self.postfix}" if self.postfix else text
 
     def _print(self, now: float) -> None:
         print(self.line(now), file=self.stream, flush=True)
@@ -86,14 +93,18 @@ class PlainProgress:
 
 def progress(total: int | None, desc: str, unit: str = "segment", *,
              stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
-             interval_s: float = PROGRESS_INTERVAL_S):
+             interval_s: float = PROGRESS_INTERVAL_S, enabled: bool = True,
+             leave: bool = True):
     """A progress reporter for ``total`` items: tqdm's bar when ``stream`` (default: the
-    current stderr) is a terminal, else :class:`PlainProgress`."""
+    current stderr) is a terminal, else :class:`PlainProgress`; nothing when not
+    ``enabled``.  ``leave``: whether tqdm's bar stays after closing."""
     stream = sys.stderr if stream is None else stream
+    if not enabled:
+        return PlainProgress(total, desc, unit, stream, clock, math.inf)
     if _is_terminal(stream):
         from tqdm import tqdm
 
-        return tqdm(total=total, desc=desc, unit=unit, file=stream)
+        return tqdm(total=total, desc=desc, unit=unit, file=stream, leave=leave)
     return PlainProgress(total, desc, unit, stream, clock, interval_s)
 
 
