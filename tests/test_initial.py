@@ -93,3 +93,20 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("3\nfoo\nC 0 0\n")
     with pytest.raises(InputError, match="cannot read"):
         read_initial_conditions(bad)
+
+
+def test_a_velocity_line_with_four_numbers_is_refused(tmp_path):
+    """A 4-column numeric row is ambiguous (which three are the velocity?); a symbol then
+    three numbers, or three numbers, are read."""
+    import pytest
+
+    from gicnet_runtime.errors import InputError
+    from gicnet_runtime.io.initial import read_velocity_blocks
+
+    good = tmp_path / "good.vxyz"
+    good.write_text("2\n\nH 0.1 0.2 0.3\n0.4 0.5 0.6\n")
+    assert read_velocity_blocks(good, 2).tolist() == [[[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]]
+    bad = tmp_path / "bad.vxyz"
+    bad.write_text("2\n\n1.0 0.1 0.2 0.3\n1.0 0.4 0.5 0.6\n")
+    with pytest.raises(InputError, match="line 3 has 4 columns"):
+        read_velocity_blocks(bad, 2)

@@ -154,6 +154,24 @@ def _read_frames(path: Path) -> list:
     return frames
 
 
+def _velocity_row(line: str, path, number: int) -> list[float]:
+    """``vx vy vz`` or ``symbol vx vy vz``, Å/fs; any other column count is refused (4
+    numbers would leave it to guess which three are the velocity)."""
+    parts = line.split()
+    if len(parts) == 3 or (len(parts) == 4 and not _is_number(parts[0])):
+        return [float(x) for x in parts[-3:]]
+    raise InputError(f"{path}: line {number} has {len(parts)} columns; a velocity line is "
+                     "'vx vy vz' or 'symbol vx vy vz'")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_velocity_blocks(path: str | os.PathLike, n_atoms: int) -> np.ndarray:
     """MLatom velocity file: blocks of ``N``, a comment line, N lines ``[symbol] vx vy vz``.
 
@@ -171,8 +189,11 @@ def read_velocity_blocks(path: str | os.PathLike, n_atoms: int) -> np.ndarray:
             continue
         try:
             count = int(lines[i].split()[0])
-            rows = [line.split()[-3:] for line in lines[i + 2:i + 2 + count]]
+            rows = [_velocity_row(line, path, i + 3 + k)
+                    for k, line in enumerate(lines[i + 2:i + 2 + count])]
             block = np.array(rows, dtype=np.float64)
+        except InputError:
+            raise
         except (ValueError, IndexError):
             raise InputError(f"{path}: malformed velocity block at line {i + 1}") from None
         if count != n_atoms or block.shape != (n_atoms, 3):
