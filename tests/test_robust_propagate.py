@@ -24,6 +24,7 @@ from click.testing import CliRunner
 import cli
 from gicnet_runtime.core.model import load_model
 from gicnet_runtime.core.trajectory import Trajectory
+from gicnet_runtime.errors import InputError
 from gicnet_runtime.io.formats import read_trajectory, write_trajectory
 from gicnet_runtime.units import AMU_A2_PER_FS2_IN_EV
 from gicnet_runtime.unroll.checkpoint import PropagateCheckpoint, checkpoint_path, load_state
@@ -234,3 +235,25 @@ def test_sigkill_leaves_no_output_and_resume_finishes_identically(models, tmp_pa
     reference = model.propagate(POSITIONS, TRANSLATIONS, 800.0, 1.0, energy_threshold_eV=0.5)
     written = [read_trajectory(tmp_path / f"run_{b:03d}.h5") for b in range(3)]
     _assert_same(written, reference)
+
+
+@pytest.mark.parametrize("edit", ["segment", "member", "header"])
+def test_a_tampered_checkpoint_is_refused_in_one_line(models, tmp_path, edit):
+    """An edited checkpoint (progress arrays or header changed consistently, as a truncating
+    edit would) is refused on --resume, not continued into a short trajectory."""
+    model = load_model([models["cheap"], models["clean"]], device="cpu")
+    path = tmp_path / "x.resume.npz"
+    model.propagate(POSITIONS, TRANSLATIONS, 30.0, 1.0, energy_threshold_eV=0.5,
+                    checkpoint=PropagateCheckpoint(path, every_s=0.0))
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: np.array(data[k]) for k in data.files}
+    if edit == "header":
+        header = json.loads(str(arrays["header"]))
+        header["failure"] = ["edited"] * len(header["failure"])
+        arrays["header"] = np.array(json.dumps(header))
+    else:
+        arrays[edit] = arrays[edit] + 1
+    np.savez(path, **arrays)
+    with pytest.raises(InputError, match="changed after it was written"):
+        load_state(path, _key(model, (POSITIONS, TRANSLATIONS, 30.0, 1.0),
+                              {"energy_threshold_eV": 0.5, "restore_energy": True}))

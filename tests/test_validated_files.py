@@ -352,9 +352,15 @@ def test_api_refuses_a_checkpoint_with_a_deep_header(files, tmp_path):
 
 def test_api_refuses_a_checkpoint_that_claims_more_than_it_holds(files, tmp_path):
     # UnrollState allocates (members, B, width, N, 3) from the header's member count.
+    # The digest is recomputed, as a deliberate tamperer would: the size check still holds.
+    from gicnet_runtime.unroll.checkpoint import content_digest
+
     path = _checkpoint(files, tmp_path / "run.h5")
-    header = _header(path)
-    _rewritten_npz(path, header=np.array(json.dumps({**header, "n_members": 10**9})))
+    header = {**_header(path), "n_members": 10**9}
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files if name != "header"}
+    header["digest"] = content_digest(header, arrays)
+    _rewritten_npz(path, header=np.array(json.dumps(header)))
     _one_line_error(lambda: load_state(path, header["fingerprint"]),
                     "checkpoint claims predictions of shape (1000000000, 1,")
 

@@ -157,6 +157,7 @@ def save_state(path: str | os.PathLike, state: UnrollState, key: str, sink: Fram
     header = {"version": CHECKPOINT_VERSION, "fingerprint": key, "failure": state.failure,
               "n_members": int(state.last.errors_eV.shape[0]),
               "has_energy": state.has_energy, "attempts": attempts, "sink": sink_header}
+    header["digest"] = content_digest(header, out)
     out["header"] = np.array(json.dumps(header))
     try:
         with atomic_target(path) as tmp, open(tmp, "wb") as fh:
@@ -182,10 +183,26 @@ def load_state(path: str | os.PathLike, key: str) -> UnrollState:
         raise InputError(f"cannot read propagate checkpoint {path}: {text}") from None
 
 
+def content_digest(header: dict, arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 of a checkpoint's header (its ``digest`` left out) and of every array's
+    name, dtype, shape and bytes: a checkpoint changed after it was written (a truncated
+    or edited array, a hand-edited header) no longer matches it."""
+    digest = hashlib.sha256(json.dumps({k: v for k, v in header.items() if k != "digest"},
+                                       sort_keys=True).encode())
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def _unpack(header: dict, arrays: dict[str, np.ndarray], key: str) -> UnrollState:
     if header.get("version") != CHECKPOINT_VERSION:
         raise InputError(f"checkpoint version {header.get('version')!r} is not "
                          f"{CHECKPOINT_VERSION}")
+    if header.get("digest") != content_digest(header, arrays):
+        raise InputError("the checkpoint was changed after it was written (its content "
+                         "does not match its digest); run without --resume to start again")
     if header.get("fingerprint") != key:
         raise InputError("the checkpoint was made with other models, initial conditions or "
                          "settings; run without --resume to start again")
