@@ -76,7 +76,15 @@ def d_unit(a: Dual) -> Dual:
 
 
 def d_atan2(y: Dual, x: Dual) -> Dual:
-    return Dual(torch.atan2(y.v, x.v), (x.v * y.d - y.v * x.d) / (x.v * x.v + y.v * y.v))
+    return Dual(atan2(y.v, x.v), (x.v * y.d - y.v * x.d) / (x.v * x.v + y.v * y.v))
+
+
+def atan2(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """torch.atan2 that survives ONNX export at x = -0.0: the exporter writes atan2 as
+    atan(y / x) corrected where x < 0, which gives -pi/2 for y > 0 at x = -0.0 (not
+    < 0), where the answer is +pi/2.  An exact -0.0 turns up for a start given in its own
+    body frame (the second atom in the xy plane); it is made +0.0 first."""
+    return torch.atan2(y, torch.where(x == 0, torch.abs(x), x))
 
 
 def d_scale(s: Dual, a: Dual) -> Dual:
@@ -111,7 +119,7 @@ def dihedral(a: Dual, b: Dual, c: Dual, d: Dual) -> Dual:
 
 def wrap_angle(x: torch.Tensor) -> torch.Tensor:
     """x mapped to (-pi, pi], rad."""
-    return torch.atan2(torch.sin(x), torch.cos(x))
+    return atan2(torch.sin(x), torch.cos(x))
 
 
 def unwrap_dihedral(phi: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
