@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gicnet_runtime.errors import InputError, one_line
+
 #: Pattern of the temporary files :func:`atomic_target` makes for ``NAME`` (glob).
 TEMPORARY_GLOB = ".{name}.*.tmp"
 
@@ -43,6 +45,29 @@ def write_json(obj: Any, path: str | os.PathLike, *, default=None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_target(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=1, default=default))
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """Fail, before any work, unless a file can be written at ``path``: its folder exists,
+    it is not a folder, and the folder lets this process create files (a probe file is
+    made and removed)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InputError(f"output folder does not exist: {path.parent}")
+    if path.is_dir():
+        raise InputError(f"output path is a folder: {path}")
+    check_folder_writable(path.parent)
+    return path
+
+
+def check_folder_writable(folder: str | os.PathLike) -> None:
+    """InputError unless this process can create files in ``folder`` (a probe file)."""
+    probe = Path(folder) / f".gicnet-probe-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    try:
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as err:
+        raise InputError(f"cannot write to {folder}: {one_line(err)}") from None
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> None:

@@ -31,13 +31,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from gicnet_runtime.atomic import atomic_target
+from gicnet_runtime.atomic import atomic_target, check_output_file
 from gicnet_runtime.core.trajectory import Trajectory
 from gicnet_runtime.errors import InputError, one_line
 from gicnet_runtime.io.support import READ_FAILURES, jsonable, require  # noqa: F401
@@ -188,19 +187,8 @@ def write_trajectory_blocks(
 def check_writable(path: str | os.PathLike, fmt: str | None = None) -> Path:
     """Fail early, before any work, unless a trajectory can be written to ``path``:
     a known format, an existing folder, and permission to create files in it."""
-    path = Path(path)
     format_of(path, fmt)
-    if not path.parent.is_dir():
-        raise InputError(f"output folder does not exist: {path.parent}")
-    if path.is_dir():
-        raise InputError(f"output path is a folder: {path}")
-    probe = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.probe")
-    try:
-        probe.touch(exist_ok=False)
-        probe.unlink()
-    except OSError as err:
-        raise InputError(f"cannot write to {path.parent}: {one_line(err)}") from None
-    return path
+    return check_output_file(path)
 
 
 def _check_energies_finite(traj: Trajectory) -> None:

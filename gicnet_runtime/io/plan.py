@@ -28,7 +28,11 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from gicnet_runtime.atomic import remove_stale_temporaries
+from gicnet_runtime.atomic import (
+    check_folder_writable,
+    check_output_file,
+    remove_stale_temporaries,
+)
 from gicnet_runtime.errors import InputError, one_line
 
 #: Suffixes accepted per kind of output (trajectories: the format registry's).
@@ -68,11 +72,7 @@ class OutputPlan:
             raise InputError(f"output {path} is also an input of this command; choose "
                              "another output name")
         _check_kind(path, kind, fmt)
-        if not path.parent.is_dir():
-            raise InputError(f"output folder does not exist: {path.parent}")
-        if path.is_dir():
-            raise InputError(f"output path is a folder: {path}")
-        _check_writable(path.parent)
+        check_output_file(path)
         self._lock(path)
         self.outputs.append(path)
         return path
@@ -88,7 +88,7 @@ class OutputPlan:
                              f"{path.parent}")
         if _key(path) in self.inputs:
             raise InputError(f"output folder {path} is also an input of this command")
-        _check_writable(path if path.is_dir() else path.parent)
+        check_folder_writable(path if path.is_dir() else path.parent)
         self._lock(path)
         self.folders.append(path)
         return path
@@ -196,15 +196,6 @@ def _check_kind(path: Path, kind: str, fmt: str | None) -> None:
     if allowed is not None and path.suffix.lower() not in allowed:
         raise InputError(f"{path.name}: a {kind} output needs one of the suffixes "
                          f"{' '.join(allowed)}")
-
-
-def _check_writable(folder: Path) -> None:
-    probe = folder / f".gicnet-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        probe.touch(exist_ok=False)
-        probe.unlink()
-    except OSError as err:
-        raise InputError(f"cannot write to {folder}: {one_line(err)}") from None
 
 
 def _live_holder(lock: Path) -> str | None:
