@@ -1,4 +1,5 @@
-"""The runtime never imports torch (nor onnx), not even through the CLI.
+"""The runtime never imports torch (nor onnx), not even through the CLI; nor Ray, which
+only ``--ray`` (gicnet_runtime.cluster, inside its functions) loads.
 
 Each check runs in a fresh interpreter, since the test process itself imports torch.
 """
@@ -20,7 +21,7 @@ from tests.onnx_fixtures import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-FORBIDDEN = ("torch", "onnx", "gicnet_train")
+FORBIDDEN = ("torch", "onnx", "gicnet_train", "ray")
 
 
 def _run_clean(code: str) -> None:
@@ -67,8 +68,9 @@ def test_real_propagate_and_predict(files):
 
 def test_no_runtime_module_imports_the_training_layer():
     """A source scan (lazy imports inside functions included): the runtime layer never
-    imports gicnet_train, torch or torchani, and every runtime module imports in a clean
-    interpreter without torch, onnx or gicnet_train."""
+    imports gicnet_train, torch or torchani, only its cluster layer imports Ray (inside
+    functions), and every runtime module imports in a clean interpreter without torch,
+    onnx, gicnet_train or Ray."""
     import ast
 
     modules = sorted((ROOT / "gicnet_runtime").rglob("*.py"))
@@ -79,6 +81,14 @@ def test_no_runtime_module_imports_the_training_layer():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names
                           if n.split(".")[0] in ("gicnet_train", "torch", "torchani")]
+            if path.parent.name != "cluster":  # Ray: only the cluster layer, see below
+                offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names
+                              if n.split(".")[0] == "ray"]
+        if path.parent.name == "cluster":  # and there only inside its functions
+            top = [a.name for n in ast.parse(path.read_text()).body
+                   if isinstance(n, ast.Import) for a in n.names]
+            offenders += [f"{path.relative_to(ROOT)}: {n} at module level" for n in top
+                          if n.split(".")[0] == "ray"]
     assert offenders == []
     assert len(modules) > 40  # the scan sees the subpackages
     dotted = [".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")

@@ -111,3 +111,14 @@ def format_option(command):
         "--format", "fmt", type=click.Choice(FORMATS), default=None,
         help="Output format.  [default: from the --out suffix: .h5/.h5md/.hdf5 h5md, "
              ".xyz/.extxyz extxyz, .traj traj, .npz npz]")(command)
+
+
+RAY_HELP = ("Run on a Ray cluster (pip install 'gicnet[ray]'): alone, a local cluster of this "
+            "machine's cores; with ADDRESS, 'auto' (the cluster `ray start` runs here), "
+            "HOST:PORT of a head node or ray://HOST:10001 (Ray Client).")
+
+
+def ray_option(command):
+    """--ray [ADDRESS]: where a command's work runs on Ray (propagate, simulate)."""
+    return click.option("--ray", "ray_address", is_flag=False, flag_value="local",
+                        default=None, metavar="[ADDRESS]", help=RAY_HELP)(command)

@@ -17,11 +17,12 @@ from gicnet_runtime.cli.options import (
     choose_frames,
     format_option,
     frame_options,
+    ray_option,
     runtime_options,
     unroll_options,
 )
 from gicnet_runtime.cli.sanity import unphysical_option, warn_runs
-from gicnet_runtime.cli.types import DURATION_FS, NON_NEGATIVE, POSITIVE, STEP_FS
+from gicnet_runtime.cli.types import COUNT, DURATION_FS, NON_NEGATIVE, POSITIVE, STEP_FS
 
 
 @click.command()
@@ -45,16 +46,28 @@ from gicnet_runtime.cli.types import DURATION_FS, NON_NEGATIVE, POSITIVE, STEP_F
 @limit_option("--max-frames", MAX_FRAMES, "frames (trajectories x frames, written)")
 @limit_option("--max-segments", MAX_SEGMENTS, "segments (trajectories x segments)")
 @unphysical_option
+@ray_option
+@click.option("--ray-workers", type=COUNT, default=None,
+              help="With --ray: actors, each holding the model once.  [default: one per GPU "
+                   "of the cluster, else one per CPU]")
+@click.option("--shard-size", type=COUNT, default=None,
+              help="With --ray: trajectories per shard, the unit of work, of writing and of "
+                   "--resume.  [default: two shards per actor, at most 64 MB of frames each]")
 def propagate(models, init, velocities, device, threads, frames, all_frames, duration_fs,
               dt_fs, energy_threshold_eV, restore_energy, segment_fs, out, fmt, resume,
-              checkpoint_every_s, max_frames, max_segments, unphysical):
+              checkpoint_every_s, max_frames, max_segments, unphysical, ray_address,
+              ray_workers, shard_size):
     """Unroll long trajectories segment by segment, all initial conditions in one batch.
 
     Frames stream to a spool file beside the output while the run goes on (memory and
-    checkpoints stay bounded), and each trajectory is written when the run is done."""
+    checkpoints stay bounded), and each trajectory is written when the run is done.
+    With --ray, the initial conditions are cut into shards unrolled by Ray actors, and
+    each shard's trajectories are written as soon as it is done (--resume skips the
+    shards written; the ledger OUT.shards.jsonl says which)."""
     import time
 
     from gicnet_runtime.cli.signals import graceful_stop
+    from gicnet_runtime.cluster.shards import ledger_path
     from gicnet_runtime.core.model import load_model
     from gicnet_runtime.errors import GicnetError
     from gicnet_runtime.io.formats import check_writable, format_of
@@ -76,21 +89,36 @@ def propagate(models, init, velocities, device, threads, frames, all_frames, dur
     check_disk(out, n_frames, model.description.n_atoms)
     total = len(conditions) * model.segment_count(duration_fs, dt_fs, segment_fs)
 
-    if resume and not checkpoint_path(out).is_file():
-        click.echo(f"gicnet: no checkpoint {checkpoint_path(out)}; starting from the "
-                   "beginning", err=True)
+    if ray_address is None and (ray_workers or shard_size):
+        raise GicnetError("--ray-workers and --shard-size need --ray")
+    resumable = ("shard ledger", ledger_path(out)) if ray_address is not None else (
+        "checkpoint", checkpoint_path(out))
+    if resume and not resumable[1].is_file():
+        click.echo(f"gicnet: no {resumable[0]} {resumable[1]}; starting from the beginning",
+                   err=True)
+    settings = {"fmt": fmt, "energy_threshold_eV": energy_threshold_eV,
+                "restore_energy": restore_energy, "segment_fs": segment_fs,
+                "unphysical": unphysical, "resume": resume}
     start = time.perf_counter()
     with OutputPlan(inputs=[init, velocities, *model.paths], command="propagate") as plan, \
             graceful_stop() as stop, progress(total, "propagate", "segment") as bar:
         for path in numbered_paths(out, len(conditions)):
             plan.add(path, "trajectory", fmt)
-        written = propagate_to_files(
-            model, conditions.positions, conditions.velocities, duration_fs, dt_fs, out,
-            fmt=fmt, energy_threshold_eV=energy_threshold_eV, progress=bar.update,
-            restore_energy=restore_energy, segment_fs=segment_fs,
-            checkpoint_every_s=checkpoint_every_s, resume=resume, interrupted=stop,
-            stage=plan.staged, commit=plan.commit, unphysical=unphysical)
-    _report(written, time.perf_counter() - start, model.providers[0], dt_fs)
+        if ray_address is not None:  # each shard's files appear as it finishes
+            from gicnet_runtime.cluster.propagate import propagate_on_ray
+
+            written = propagate_on_ray(
+                model, conditions.positions, conditions.velocities, duration_fs, dt_fs, out,
+                address=ray_address, workers=ray_workers, shard_size=shard_size,
+                device=device, threads=threads, progress=bar.update, interrupted=stop,
+                **settings)
+        else:
+            written = propagate_to_files(
+                model, conditions.positions, conditions.velocities, duration_fs, dt_fs, out,
+                progress=bar.update, checkpoint_every_s=checkpoint_every_s, interrupted=stop,
+                stage=plan.staged, commit=plan.commit, **settings)
+    provider = f"Ray ({ray_address})" if ray_address is not None else model.providers[0]
+    _report(written, time.perf_counter() - start, provider, dt_fs)
     warn_runs(run.info for _, run in written)
     failed = [run.info["failure"] for _, run in written if "failure" in run.info]
     for message in failed:

@@ -7,6 +7,7 @@ import dataclasses
 import click
 
 from gicnet_runtime.cli.estimate import MAX_ENGINE_CALLS, check_simulate, limit_option
+from gicnet_runtime.cli.options import ray_option
 from gicnet_runtime.cli.types import COUNT, DURATION_FS, INDEX, POSITIVE, STEP_FS, THREADS, TIME_FS
 from gicnet_runtime.reference.simulate import SimulationSettings
 
@@ -44,11 +45,16 @@ _DEFAULT = {f.name: f.default for f in dataclasses.fields(SimulationSettings)}
               default=_DEFAULT["zero_angular_momentum"], show_default=True,
               help="Zero the total angular momentum before NVE (or keep it).")
 @limit_option("--max-engine-calls", MAX_ENGINE_CALLS, "MD steps (trajectories x steps)")
+@ray_option
 def simulate(molecule, engine, temperature_K, dt_fs, duration_fs, equilibration_fs,
              friction_per_fs, save_every, n_trajectories, seed, workers, out_dir, fmt,
-             zero_angular_momentum, max_engine_calls):
+             zero_angular_momentum, max_engine_calls, ray_address):
     """Reference MD of MOLECULE (an ase.build.molecule name or a structure file):
-    Langevin equilibration, then velocity-Verlet NVE, one file per seed."""
+    Langevin equilibration, then velocity-Verlet NVE, one file per seed.
+
+    With --ray, every seed is a Ray task on one CPU of the cluster (--workers is then
+    the cluster's business), written here as soon as it finishes; a task whose worker
+    dies is run again."""
     from pathlib import Path
 
     from gicnet_runtime.errors import InputError, one_line
@@ -72,7 +78,15 @@ def simulate(molecule, engine, temperature_K, dt_fs, duration_fs, equilibration_
         raise InputError(f"cannot create output folder {out_dir}: {one_line(err)}") from None
     with OutputPlan(inputs=[molecule], command="simulate") as plan:
         plan.add_folder(out_dir)
-        paths = simulate_to_files(settings, seeds, out_dir, fmt=fmt, workers=workers)
+        if ray_address is None:
+            paths = simulate_to_files(settings, seeds, out_dir, fmt=fmt, workers=workers)
+        else:
+            from gicnet_runtime.cluster.simulate import simulate_on_ray
+            from gicnet_runtime.progress import progress
+
+            with progress(n_trajectories, "trajectories", "trajectory") as bar:
+                paths = simulate_on_ray(settings, seeds, out_dir, fmt=fmt,
+                                        address=ray_address, progress=bar.update)
     for path in paths:
         info = read_trajectory(path).info
         click.echo(f"{path}  NVE {info['nve_temperature_K']:.1f} K  "

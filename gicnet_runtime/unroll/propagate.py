@@ -114,7 +114,8 @@ def unroll(model: Model, positions: np.ndarray, velocities: np.ndarray,
            state: UnrollState | None = None,
            on_step: Callable[[UnrollState, FrameSink], None] | None = None,
            restore_energy: bool | None = None,
-           segment_fs: float | None = None, unphysical: str = "error") -> list[UnrolledRun]:
+           segment_fs: float | None = None, unphysical: str = "error",
+           first_index: int = 0) -> list[UnrolledRun]:
     """Unroll trajectories from B initial conditions (see the module docstring), handing
     every frame, once final, to a frame sink (:mod:`gicnet_runtime.unroll.sinks`).
 
@@ -146,13 +147,16 @@ def unroll(model: Model, positions: np.ndarray, velocities: np.ndarray,
         unphysical: "error": a segment that breaks a physical-sanity check (bonds,
             temperature: :mod:`gicnet_runtime.core.sanity`) fails like a non-finite one;
             "warn": it does not (:func:`note_unphysical` can report it afterwards).
+        first_index: the number messages give trajectory 0 ("trajectory 12: ..."): the
+            first's place in a larger run of which these B are a shard.
 
     Returns:
         One :class:`UnrolledRun` per trajectory.
     """
     run = Unrolling(model, positions, velocities, duration_fs, dt_fs, sink,
                     energy_threshold_eV=energy_threshold_eV, state=state,
-                    restore_energy=restore_energy, segment_fs=segment_fs, unphysical=unphysical)
+                    restore_energy=restore_energy, segment_fs=segment_fs, unphysical=unphysical,
+                    first_index=first_index)
     if progress is not None and state is not None:
         progress(int(run.state.segment.sum()))
     while not run.done:
@@ -183,7 +187,8 @@ class Unrolling:
                  duration_fs: float, dt_fs: float, sink: Callable[..., FrameSink], *,
                  energy_threshold_eV: float = ENERGY_THRESHOLD_EV,
                  state: UnrollState | None = None, restore_energy: bool | None = None,
-                 segment_fs: float | None = None, unphysical: str = "error") -> None:
+                 segment_fs: float | None = None, unphysical: str = "error",
+                 first_index: int = 0) -> None:
         desc = model.description
         masses = np.asarray(desc.masses_amu, dtype=np.float64)
         frames = frame_times_fs(duration_fs, dt_fs)
@@ -197,6 +202,7 @@ class Unrolling:
         frame_segment = segment_of(frames, segment_fs)
         per_segment = [frames[frame_segment == s] for s in range(int(frame_segment[-1]) + 1)]
         self.frames_fs, self.threshold_eV = frames, energy_threshold_eV
+        self.first_index = int(first_index)
         self.sink = sink(positions.shape[0], frames.size, positions.shape[1], desc.has_energy)
         self.state = _start(state, self.sink, positions, velocities, masses, per_segment, model)
         self.potential0 = _initial_potential(model, positions, velocities)
@@ -238,7 +244,8 @@ class Unrolling:
         state.emit.initial_frames(np.flatnonzero(state.failed & (state.segment == 0)))
         counts = state.emitted_frames()
         return [UnrolledRun(int(counts[b]),
-                            _trajectory_info(state, b, self.info, self.potential0 is not None))
+                            _trajectory_info(state, b, self.info, self.potential0 is not None,
+                                             self.first_index))
                 for b in range(state.segment.size)]
 
 
@@ -320,8 +327,10 @@ def _initial_potential(model: Model, positions: np.ndarray,
     return potential
 
 
-def _trajectory_info(state: UnrollState, b: int, info: dict, has_energy: bool) -> dict:
-    """Trajectory ``b``'s ``info``: the run's settings and its per-segment choices."""
+def _trajectory_info(state: UnrollState, b: int, info: dict, has_energy: bool,
+                     first_index: int = 0) -> dict:
+    """Trajectory ``b``'s ``info``: the run's settings and its per-segment choices
+    (messages number it ``first_index + b``)."""
     done = int(state.segment[b])
     info = dict(info, segment_members=state.member[b, :done].tolist(),
                 backtracks=int(state.backtracks[b]),
@@ -329,5 +338,5 @@ def _trajectory_info(state: UnrollState, b: int, info: dict, has_energy: bool) -
     if has_energy:
         info["segment_energy_error_eV"] = state.error_eV[b, :done].tolist()
     if state.failure[b] is not None:
-        info["failure"] = f"trajectory {b}: {state.failure[b]}"
+        info["failure"] = f"trajectory {first_index + b}: {state.failure[b]}"
     return info

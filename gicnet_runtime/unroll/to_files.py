@@ -42,7 +42,8 @@ def propagate_to_files(model: Model, positions: np.ndarray, velocities: np.ndarr
                        interrupted: Callable[[], bool] | None = None,
                        stage: Callable[[Path], Path] | None = None,
                        commit: Callable[[], object] | None = None,
-                       unphysical: str = "error") -> list[tuple[Path, UnrolledRun]]:
+                       unphysical: str = "error",
+                       first_index: int = 0) -> list[tuple[Path, UnrolledRun]]:
     """Unroll B trajectories into the files ``out`` names (one file for B = 1, else
     ``OUT_000.ext``, ...; :func:`gicnet_runtime.io.outputs.numbered_paths`).
 
@@ -51,7 +52,7 @@ def propagate_to_files(model: Model, positions: np.ndarray, velocities: np.ndarr
             energy_threshold_eV (None: the default), progress, restore_energy, segment_fs,
             unphysical: as for :func:`gicnet_runtime.unroll.propagate.unroll` (with
             "warn", each trajectory's first violation goes into its ``info["unphysical"]``,
-            written with it).
+            written with it), first_index (how messages number trajectory 0).
         out: the output file name; its suffix (or ``fmt``) gives the format.
         checkpoint_every_s: seconds between checkpoints (``OUT.resume.npz``).
         resume: continue from the checkpoint and spool of an interrupted run of the same
@@ -92,14 +93,14 @@ def propagate_to_files(model: Model, positions: np.ndarray, velocities: np.ndarr
 
     runs = unroll(model, pos, vel, duration_fs, dt_fs, spool, progress=progress, state=state,
                   on_step=on_step, restore_energy=restore, segment_fs=segment,
-                  unphysical=unphysical, **options)
+                  unphysical=unphysical, first_index=first_index, **options)
     desc = model.description
     z, masses = np.asarray(desc.atomic_numbers), np.asarray(desc.masses_amu, dtype=np.float64)
     times = frame_times_fs(duration_fs, dt_fs)
     written = []
     for b, (path, run) in enumerate(zip(numbered_paths(out, len(runs)), runs)):
         if unphysical == "warn":
-            note_unphysical(b, spools[0].blocks(b, run.n_frames, times, z, masses), run.info)
+            note_unphysical(first_index + b, spools[0].blocks(b, run.n_frames, times, z, masses), run.info)
         blocks = spools[0].blocks(b, run.n_frames, times, z, masses)
         write_trajectory_blocks(blocks, stage(path) if stage else path, run.info, kind)
         written.append((path, run))
