@@ -68,6 +68,22 @@ def _local(shipped, positions, velocities, duration_fs, out):
     return [read_trajectory(path) for path, _ in written]
 
 
+def _both(shipped, count: int, duration_fs: float, tmp_path: Path, suffix: str, **ray_options):
+    """``count`` starts unrolled for ``duration_fs`` in one process (one batch) and on Ray
+    with ``ray_options``: (one-process trajectories, Ray's (path, run) list, Ray's out)."""
+    from gicnet_runtime.cluster.propagate import propagate_on_ray
+
+    positions, velocities = _starts(shipped, count)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "ray").mkdir()
+    reference = _local(shipped, positions, velocities, duration_fs,
+                       tmp_path / "one" / f"t{suffix}")
+    out = tmp_path / "ray" / f"t{suffix}"
+    written = propagate_on_ray(shipped[0], positions, velocities, duration_fs, 0.5, out,
+                               **ray_options)
+    return reference, written, out
+
+
 def _max_difference(paths, reference) -> float:
     worst = 0.0
     for path, ref in zip(paths, reference):
@@ -132,19 +148,13 @@ def test_without_ray_installed_the_option_says_how_to_get_it(monkeypatch):
 def test_ray_propagate_gives_the_frames_of_one_process(cluster, shipped, tmp_path):
     """8 trajectories in shards of 4 on 2 actors against one batch of 8: the same frames
     (batches of multiples of SHARD_ALIGN get identical float32 network results)."""
-    from gicnet_runtime.cluster.propagate import propagate_on_ray
-
-    positions, velocities = _starts(shipped, 8)
-    (tmp_path / "one").mkdir()
-    (tmp_path / "ray").mkdir()
-    reference = _local(shipped, positions, velocities, 40.0, tmp_path / "one" / "t.h5")
-    written = propagate_on_ray(shipped[0], positions, velocities, 40.0, 0.5,
-                               tmp_path / "ray" / "t.h5", shard_size=4, workers=2)
+    reference, written, out = _both(shipped, 8, 40.0, tmp_path, ".h5", shard_size=4,
+                                    workers=2)
     paths = [p for p, _ in written]
-    assert paths == numbered_paths(tmp_path / "ray" / "t.h5", 8)
+    assert paths == numbered_paths(out, 8)
     assert _max_difference(paths, reference) <= SAME_A
     assert [run.n_frames for _, run in written] == [81] * 8
-    assert not ledger_path(tmp_path / "ray" / "t.h5").exists()  # removed when done
+    assert not ledger_path(out).exists()  # removed when done
     first = read_trajectory(paths[5])
     assert first.info["models"] == [p.name for p in shipped[0].paths]
 
@@ -153,14 +163,8 @@ def test_unaligned_shards_stay_within_float32_noise(cluster, shipped, tmp_path):
     """Shards of 3 (batches of 3 and 2) against one batch of 5: the network's float32
     results differ in the 7th digit, so the trajectories agree closely but not exactly;
     a shard mapped to the wrong trajectories would be off by tenths of an Å."""
-    from gicnet_runtime.cluster.propagate import propagate_on_ray
-
-    positions, velocities = _starts(shipped, 5)
-    (tmp_path / "one").mkdir()
-    (tmp_path / "ray").mkdir()
-    reference = _local(shipped, positions, velocities, 40.0, tmp_path / "one" / "t.xyz")
-    written = propagate_on_ray(shipped[0], positions, velocities, 40.0, 0.5,
-                               tmp_path / "ray" / "t.xyz", shard_size=3, workers=2)
+    reference, written, _ = _both(shipped, 5, 40.0, tmp_path, ".xyz", shard_size=3,
+                                  workers=2)
     assert _max_difference([p for p, _ in written], reference) < 1e-4
 
 
@@ -173,26 +177,19 @@ def test_a_worker_killed_mid_run_loses_nothing_and_writes_nothing_twice(cluster,
     """16 trajectories in 4 shards on 2 actors; when shard 0 is written, the other actor,
     busy with its shard, is killed (SIGKILL): Ray restarts it and runs its shards again;
     every shard is written exactly once and the frames are the one-process run's."""
-    from gicnet_runtime.cluster.propagate import propagate_on_ray
-
-    positions, velocities = _starts(shipped, 16)
-    (tmp_path / "one").mkdir()
-    (tmp_path / "ray").mkdir()
-    reference = _local(shipped, positions, velocities, 100.0, tmp_path / "one" / "t.npz")
     written_shards, killed = [], {}
 
-    def on_shard(index, actor, actors):
-        written_shards.append(index)
+    def on_shard(done):
+        written_shards.append(done.index)
         if not killed:
-            victim = _actor_pid(next(a for a in actors if a != actor))
+            victim = _actor_pid(next(a for a in done.actors if a != done.actor))
             os.kill(victim, signal.SIGKILL)
             killed["pid"] = victim
         elif len(written_shards) == 4:
-            killed["after"] = [_actor_pid(a) for a in actors]
+            killed["after"] = [_actor_pid(a) for a in done.actors]
 
-    written = propagate_on_ray(shipped[0], positions, velocities, 100.0, 0.5,
-                               tmp_path / "ray" / "t.npz", shard_size=4, workers=2,
-                               on_shard=on_shard)
+    reference, written, _ = _both(shipped, 16, 100.0, tmp_path, ".npz", shard_size=4,
+                                  workers=2, on_shard=on_shard)
     assert sorted(written_shards) == [0, 1, 2, 3]  # each shard written once
     assert killed["pid"] not in killed["after"]  # the killed actor was replaced
     assert _max_difference([p for p, _ in written], reference) <= SAME_A
@@ -211,7 +208,7 @@ def test_interrupted_run_resumes_skipping_the_written_shards(cluster, shipped, t
     with pytest.raises(Interrupted, match="--resume"):
         propagate_on_ray(shipped[0], positions, velocities, 30.0, 0.5, out, shard_size=4,
                          workers=1, interrupted=stop_after_one,
-                         on_shard=lambda k, a, actors: done_first.append(k))
+                         on_shard=lambda done: done_first.append(done.index))
     lines = ledger_path(out).read_text().splitlines()
     finished = {json.loads(line)["shard"] for line in lines[1:]}
     assert finished and len(finished) < 3
@@ -219,7 +216,7 @@ def test_interrupted_run_resumes_skipping_the_written_shards(cluster, shipped, t
     resumed, progress = [], []
     written = propagate_on_ray(shipped[0], positions, velocities, 30.0, 0.5, out,
                                shard_size=4, workers=1, resume=True,
-                               on_shard=lambda k, a, actors: resumed.append(k),
+                               on_shard=lambda done: resumed.append(done.index),
                                progress=progress.append)
     assert sorted(resumed) == sorted(set(range(3)) - finished)  # finished ones skipped
     assert sum(progress) == 12 * 3  # every trajectory's 3 segments counted once

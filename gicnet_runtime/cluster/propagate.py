@@ -23,9 +23,11 @@ import math
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -51,6 +53,17 @@ MAX_RETRIES = 3
 QUEUED_PER_ACTOR = 2
 #: Seconds between checks for an interruption while shards are running.
 POLL_S = 0.5
+
+
+class ShardDone(NamedTuple):
+    """What ``on_shard`` hears of a written shard: its index, the actor that unrolled it
+    (one of ``actors``) and the seconds the actor spent on it (unrolling and formatting
+    its files, without Ray's transfers)."""
+
+    index: int
+    actor: object
+    actors: list
+    compute_s: float
 
 
 class ModelFiles:
@@ -97,19 +110,20 @@ class ShardWorker:
 
     def unroll(self, index: int, first: int, positions: np.ndarray, velocities: np.ndarray,
                duration_fs: float, dt_fs: float, suffix: str, fmt: str,
-               options: dict) -> tuple[int, list[tuple[bytes, int, dict]]]:
+               options: dict) -> tuple[int, list[tuple[bytes, int, dict]], float]:
         """Shard ``index``, trajectories ``first`` .. of the run: (index, [(file bytes,
-        frames, info) per trajectory])."""
+        frames, info) per trajectory], seconds spent)."""
         from gicnet_runtime.unroll.to_files import propagate_to_files
 
+        start = time.perf_counter()
         scratch = Path(tempfile.mkdtemp(prefix=f"shard{index}-", dir=self.folder))
         try:
             written = propagate_to_files(
                 self.model, positions, velocities, duration_fs, dt_fs,
                 scratch / f"shard{suffix}", fmt=fmt, checkpoint_every_s=math.inf,
                 first_index=first, **options)
-            return index, [(path.read_bytes(), run.n_frames, run.info)
-                           for path, run in written]
+            files = [(path.read_bytes(), run.n_frames, run.info) for path, run in written]
+            return index, files, time.perf_counter() - start
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -124,7 +138,7 @@ def propagate_on_ray(model: Model, positions: np.ndarray, velocities: np.ndarray
                      unphysical: str = "error", resume: bool = False,
                      progress: Callable[[int], None] | None = None,
                      interrupted: Callable[[], bool] | None = None,
-                     on_shard: Callable[[int, object, list], None] | None = None,
+                     on_shard: Callable[[ShardDone], None] | None = None,
                      ) -> list[tuple[Path, UnrolledRun]]:
     """Unroll B trajectories on Ray into the files ``out`` names (as
     :func:`gicnet_runtime.unroll.to_files.propagate_to_files`: ``OUT_000.ext``, ...).
@@ -144,9 +158,8 @@ def propagate_on_ray(model: Model, positions: np.ndarray, velocities: np.ndarray
         progress: called with the segments of every shard written (or skipped).
         interrupted: polled while shards run; when True, the run stops and raises
             :class:`gicnet_runtime.errors.Interrupted` (the written shards are kept).
-        on_shard: called as ``on_shard(index, actor, actors)`` after shard ``index``,
-            unrolled by ``actor`` (one of ``actors``), is written (tests use it to kill an
-            actor mid-run).
+        on_shard: called with a :class:`ShardDone` after each shard is written (tests use
+            it to kill an actor mid-run, benchmarks to time the shards).
 
     Returns:
         (path, its run) per trajectory; the shard ledger is deleted at the end.
@@ -236,7 +249,7 @@ def _run_shards(ray, actors, todo, ledger, pos, vel, paths, shard_args, done, in
             for ref in ready:
                 actor, k = pending.pop(ref)
                 try:
-                    index, results = ray.get(ref)
+                    index, results, seconds = ray.get(ref)
                 except Exception as err:  # noqa: BLE001  (RayTaskError, RayActorError)
                     raise GicnetError(f"shard {k} (trajectories {ledger.bounds[k][0]}-"
                                       f"{ledger.bounds[k][1] - 1}) failed on Ray: "
@@ -245,7 +258,7 @@ def _run_shards(ray, actors, todo, ledger, pos, vel, paths, shard_args, done, in
                 if done is not None:
                     done(index)
                 if on_shard is not None:
-                    on_shard(index, actor, actors)
+                    on_shard(ShardDone(index, actor, actors, seconds))
                 if queue:
                     submit(actor)
     finally:  # shards still queued are dropped first, so that Ray does not retry them
