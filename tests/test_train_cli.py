@@ -33,7 +33,8 @@ NOT_SETTINGS = {
               "frame_spacing_fs", "threads", "only_members", "max_parameters"},
     "evaluate": {"models", "references", "out_dir", "device", "threads", "max_memory_gb",
                  "max_segments", "max_engine_calls"},
-    "simulate": {"n_trajectories", "seed", "workers", "out_dir", "fmt", "max_engine_calls"},
+    "simulate": {"n_trajectories", "seed", "workers", "out_dir", "fmt", "max_engine_calls",
+                 "ray_address"},
 }
 #: A network and schedule small enough for a training run of seconds.
 TINY = {"model": {"hidden": [8], "n_basis": 4}, "energy": {"hidden": [8], "epochs": 1},

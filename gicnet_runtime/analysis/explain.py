@@ -28,6 +28,7 @@ import numpy as np
 
 from gicnet_runtime.core import internal
 from gicnet_runtime.core.contract import POSITIONS_T
+from gicnet_runtime.core.elements import symbol
 from gicnet_runtime.core.icdef import ICDefinition
 from gicnet_runtime.errors import InputError, one_line
 
@@ -35,7 +36,10 @@ from gicnet_runtime.errors import InputError, one_line
 FD_FRACTION = 1e-2
 #: Midpoint-rule points along the path.
 DEFAULT_STEPS = 32
-_COLUMN_NAMES = ("r", "angle", "dihedral")
+_COLUMN_NAMES = ("bond", "angle", "dihedral")
+#: The six kinds of inputs, in the order of the 6N inputs' blocks (per IC row: bond,
+#: angle, dihedral; the positions first, then the rates).
+INPUT_KINDS = ("bond", "angle", "dihedral", "bond rate", "angle rate", "dihedral rate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,12 +47,16 @@ class Attribution:
     """Integrated-gradients attribution of one coordinate at one time.
 
     Attributes:
-        labels: (6N,) input names: per IC row r, angle, dihedral, then their rates.
+        labels: (6N,) input names (:func:`input_labels`): per IC row its bond, angle and
+            dihedral, then their rates.
         units: (6N,) the inputs' units (Å, rad, Å/fs, rad/fs).
         inputs: (6N,) input values z; baseline: (6N,) baseline values z'.
-        values: (6N,) attributions, in the coordinate's unit (Å or rad).
+        values: (6N,) attributions of the ensemble's mean prediction, in the coordinate's
+            unit (Å or rad).
         output: F(z); baseline_output: F(z'), unwrapped along the path.
         coordinate: what was explained; time_fs: when, fs; steps: midpoint points.
+        member_values: (M, 6N) each member's own attributions (their mean is ``values``
+            up to the wrapping of dihedral differences).
     """
 
     labels: tuple[str, ...]
@@ -61,6 +69,7 @@ class Attribution:
     coordinate: internal.Coordinate
     time_fs: float
     steps: int
+    member_values: np.ndarray | None = None
 
     @property
     def completeness_error(self) -> float:
@@ -74,21 +83,35 @@ class Attribution:
                  float(self.values[i])) for i in order]
 
 
-def input_labels(icdef: ICDefinition) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Names and units of the 6N inputs, atoms 1-based and dummy points D0, D1, D2."""
+def input_labels(icdef: ICDefinition, atomic_numbers=None
+                 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Names and units of the 6N inputs, as a chemist reads them: ``bond O3-C2``, ``angle
+    O3-C2-C1``, ``dihedral H4-C1-C2-O3`` and ``d/dt bond O3-C2`` for the rates; atoms by
+    element and 1-based index (the index alone without ``atomic_numbers``), the dummy
+    reference points D0, D1, D2."""
     def name(i: int) -> str:
-        return str(i + 1) if i >= 0 else f"D{-1 - i}"
+        if i < 0:
+            return f"D{-1 - i}"
+        return symbol(int(atomic_numbers[i])) + str(i + 1) if atomic_numbers is not None \
+            else str(i + 1)
 
     labels, units = [], []
     for rate in (False, True):
         for row in icdef.rows:
             atoms = [name(i) for i in row]
             for col, kind in enumerate(_COLUMN_NAMES):
-                label = f"{kind}({','.join(atoms[:col + 2])})"
+                label = f"{kind} {'-'.join(atoms[:col + 2])}"
                 labels.append(f"d/dt {label}" if rate else label)
                 unit = "Å" if col == internal.DISTANCE else "rad"
                 units.append(f"{unit}/fs" if rate else unit)
     return tuple(labels), tuple(units)
+
+
+def input_kinds(n_atoms: int) -> np.ndarray:
+    """(6N,) the kind of each input, one of ``INPUT_KINDS``."""
+    columns = np.tile(np.arange(3), 2 * n_atoms)
+    rate = np.repeat([0, 3], 3 * n_atoms)
+    return np.array(INPUT_KINDS)[columns + rate]
 
 
 def integrated_gradients(model, positions: np.ndarray, velocities: np.ndarray,
@@ -126,21 +149,31 @@ def integrated_gradients(model, positions: np.ndarray, velocities: np.ndarray,
     eye = np.eye(delta.size) * h
     probes = np.concatenate([path[:, None, :] + eye, path[:, None, :] - eye], axis=1)
     ends = np.stack([z_base, z_base + delta])
-    values = _outputs(model, np.concatenate([ends, path, probes.reshape(-1, delta.size)]),
-                      icdef, coordinate, time_fs)
+    members = _outputs(model, np.concatenate([ends, path, probes.reshape(-1, delta.size)]),
+                       icdef, coordinate, time_fs)                        # (M, rows)
+    values = members.mean(axis=0)
     line = np.concatenate([[values[0]], values[2:2 + steps], [values[1]]])
     if coordinate.kind == "dihedral":
         line = np.unwrap(line)
-    diffs = (values[2 + steps:].reshape(steps, 2, delta.size))
-    grad_h = diffs[:, 0] - diffs[:, 1]                                    # F(+h) - F(-h)
+    moved = h != 0
+    attribution, member_attribution = (_attribution(v, steps, delta.size, moved, coordinate)
+                                       for v in (values, members))
+    labels, units = input_labels(icdef, desc.atomic_numbers)
+    return Attribution(labels, units, z, z_base, attribution, float(line[-1]), float(line[0]),
+                       coordinate, float(time_fs), steps, member_attribution)
+
+
+def _attribution(values: np.ndarray, steps: int, n_inputs: int, moved: np.ndarray,
+                 coordinate: internal.Coordinate) -> np.ndarray:
+    """Attributions (..., 6N) from F at [ends, path, probes] (..., rows): the mean over the
+    path of each input's central difference F(+h) - F(-h), over 2 FD_FRACTION."""
+    diffs = values[..., 2 + steps:].reshape(*values.shape[:-1], steps, 2, n_inputs)
+    grad_h = diffs[..., 0, :] - diffs[..., 1, :]                          # F(+h) - F(-h)
     if coordinate.kind == "dihedral":
         grad_h = internal.wrap_angle(grad_h)
-    moved = h != 0
-    attribution = np.zeros_like(delta)
-    attribution[moved] = np.mean(grad_h[:, moved], axis=0) / (2 * FD_FRACTION)
-    labels, units = input_labels(icdef)
-    return Attribution(labels, units, z, z_base, attribution, float(line[-1]), float(line[0]),
-                       coordinate, float(time_fs), steps)
+    attribution = np.zeros((*values.shape[:-1], n_inputs))
+    attribution[..., moved] = np.mean(grad_h[..., moved], axis=-2) / (2 * FD_FRACTION)
+    return attribution
 
 
 def _features(positions, velocities, masses: np.ndarray, icdef: ICDefinition) -> np.ndarray:
@@ -165,7 +198,8 @@ def _displacement(z: np.ndarray, z_base: np.ndarray, n_atoms: int) -> np.ndarray
 
 def _outputs(model, z: np.ndarray, icdef: ICDefinition, coordinate: internal.Coordinate,
              time_fs: float) -> np.ndarray:
-    """F for every row of z (B, 6N): the coordinate at ``time_fs``, mean over members."""
+    """F of every member for every row of z (B, 6N): the coordinate at ``time_fs``, (M, B)
+    (dihedrals of members 1.. brought next to member 0's, so that their mean is sound)."""
     n = icdef.n_atoms
     q, q_dot = z[:, :3 * n].reshape(-1, n, 3), z[:, 3 * n:].reshape(-1, n, 3)
     pos, vel = internal.to_body_cartesian(q, q_dot, icdef)
@@ -174,7 +208,7 @@ def _outputs(model, z: np.ndarray, icdef: ICDefinition, coordinate: internal.Coo
                                   .astype(np.float64))
     if coordinate.kind == "dihedral":
         per_member = per_member[0] + internal.wrap_angle(per_member - per_member[0])
-    return per_member.mean(axis=0)
+    return per_member
 
 
 def read_structure(path, n_atoms: int) -> tuple[np.ndarray, np.ndarray]:

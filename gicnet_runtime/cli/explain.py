@@ -14,6 +14,13 @@ from gicnet_runtime.cli.types import COUNT, INDEX, MAX_EXPLAIN_STEPS, TIME_FS
               help="Initial condition: extended XYZ with velocities.")
 @click.option("--frame", type=INDEX, default=0, show_default=True,
               help="Which frame of --init to explain.")
+@click.option("--frames", default=None, metavar="SPEC",
+              help="Explain many frames of --init and aggregate: I,J,... or START:STOP:STEP "
+                   "(0-based, STOP included); per input and per kind (bonds, angles, "
+                   "dihedrals, their rates) the mean over frames and the spread over frames "
+                   "and over ensemble members, and every frame's completeness check.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              help="Write the attributions (per frame, aggregated with --frames) as JSON.")
 @click.option("--coordinate", required=True,
               help='Explained coordinate, 1-based atoms: "bond I J", "angle I J K" or '
                    '"dihedral I J K L".')
@@ -27,10 +34,14 @@ from gicnet_runtime.cli.types import COUNT, INDEX, MAX_EXPLAIN_STEPS, TIME_FS
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Bar chart of the largest attributions (.png).")
 @click.option("--top", type=COUNT, default=20, show_default=True, help="Rows shown.")
-def explain(models, init, frame, coordinate, time_fs, baseline, steps, out, top):
+def explain(models, init, frame, frames, json_out, coordinate, time_fs, baseline, steps, out,
+            top):
     """Integrated-gradients attribution of one internal coordinate at time t to every input
     internal coordinate and rate (finite differences through the ONNX runtime)."""
+    from gicnet_runtime.analysis import attributions as agg
     from gicnet_runtime.analysis import explain as xp
+    from gicnet_runtime.atomic import write_json
+    from gicnet_runtime.io.initial import parse_frames
     from gicnet_runtime.analysis.plots import plot_attributions
     from gicnet_runtime.core.internal import Coordinate
     from gicnet_runtime.core.model import load_model
@@ -42,19 +53,32 @@ def explain(models, init, frame, coordinate, time_fs, baseline, steps, out, top)
     conditions = initial_conditions_for(model.description, init, None, model.paths[0].parent)
     if not 0 <= frame < len(conditions):
         raise InputError(f"--frame {frame} is outside the {len(conditions)} frames of {init}")
+    if frames is not None and frame != 0:
+        raise InputError("give --frame or --frames, not both")
+    chosen = [frame] if frames is None else list(parse_frames(frames, len(conditions)))
+    target = Coordinate.parse(coordinate, model.description.n_atoms)
     with OutputPlan(inputs=[init, baseline, *model.paths], command="explain") as plan:
         plot = plan.add(out, "plot") if out else None
+        record = plan.add(json_out, "json") if json_out else None
         base = (xp.read_structure(baseline, model.description.n_atoms) if baseline
                 else (None, None))
-        result = xp.integrated_gradients(
-            model, conditions.positions[frame], conditions.velocities[frame],
-            Coordinate.parse(coordinate, model.description.n_atoms), time_fs, *base,
-            steps=steps)
+        results = [xp.integrated_gradients(model, conditions.positions[k],
+                                           conditions.velocities[k], target, time_fs, *base,
+                                           steps=steps) for k in chosen]
+        summary = agg.summarize(results)
+        title = f"{results[0].coordinate.label()} at {time_fs:g} fs"
         if plot is not None:
-            plot_attributions(plan.staged(plot), result.labels, result.values,
-                              f"{result.coordinate.label()} at {time_fs:g} fs", top)
+            plot_attributions(plan.staged(plot), summary.labels, summary.mean,
+                              title if frames is None else f"{title}, mean of {len(chosen)} "
+                              "frames", top)
+        if record is not None:
+            write_json(dict(summary.to_json(), frames_of_init=[int(k) for k in chosen]),
+                       plan.staged(record))
         plan.commit()
-    for line in xp.format_table(result, top):
+    lines = (xp.format_table(results[0], top) if frames is None
+             else agg.format_summary(summary, top))
+    for line in lines:
         click.echo(line)
-    if out:
-        click.echo(out)
+    for path in (out, json_out):
+        if path:
+            click.echo(path)
