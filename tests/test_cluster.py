@@ -37,8 +37,8 @@ def cluster():
     if ray.is_initialized():
         ray.shutdown()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False,  # a new one, always
+             log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
 

@@ -49,8 +49,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
     options = {"include_dashboard": False, "logging_level": logging.ERROR,
                "log_to_driver": False, "configure_logging": True}
     local = address in (None, LOCAL)
-    if local:
-        options["num_cpus"] = num_cpus
+    if local:  # a new cluster, even where `ray start` runs one on this machine
+        options.update(address="local", num_cpus=num_cpus)
     else:
         options["address"] = address
     try:
