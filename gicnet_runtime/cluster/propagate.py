@@ -1,7 +1,7 @@
 """``gicnet propagate --ray``: initial conditions sharded over Ray actors.
 
-Each actor (:class:`ShardWorker`) holds one copy of the model (its files sent once
-through Ray's object store, so the cluster's machines need no shared file system) in
+Each actor (:class:`ShardWorker`) holds one copy of the model (its files sent once,
+to a named :class:`ModelFiles` actor, so the cluster's machines need no shared file system) in
 one onnxruntime session, on a GPU of its own when the cluster has GPUs.  A shard is
 unrolled in the actor exactly as ``gicnet propagate`` unrolls a run
 (:func:`gicnet_runtime.unroll.to_files.propagate_to_files`, into the actor's scratch
@@ -104,9 +104,6 @@ class ShardWorker:
     def pid(self) -> int:
         """The actor's process id (tests kill it)."""
         return os.getpid()
-
-    def provider(self) -> str:
-        return self.model.providers[0]
 
     def unroll(self, index: int, first: int, positions: np.ndarray, velocities: np.ndarray,
                duration_fs: float, dt_fs: float, suffix: str, fmt: str,
