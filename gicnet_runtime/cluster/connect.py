@@ -7,6 +7,14 @@ the cluster that ``ray start`` runs on this machine; ``HOST:PORT`` joins a clust
 head node and ``ray://HOST:10001`` a Ray Client server.  A run inside a process that is
 already connected (a notebook, a test fixture) uses that connection and leaves it open.
 Ray's own logging is kept to errors so that the command's output stays readable.
+
+Token authentication (Ray 2.60): ``ray start --head`` turns it on by default, and a
+driver that joins by address is refused unless it sends the cluster's token, yet Ray
+only sends one when ``RAY_AUTH_MODE=token`` is set.  :func:`connect` therefore turns token
+mode on for an address when ``RAY_AUTH_MODE`` is unset and a token is at hand
+(``RAY_AUTH_TOKEN``, the file ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``, which
+``ray start`` writes on the head node; a cluster without authentication ignores it).
+``RAY_AUTH_MODE`` set by the user is left as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +28,35 @@ from gicnet_runtime.errors import InputError, one_line
 
 #: ``--ray`` without an address.
 LOCAL = "local"
+#: What to do when a cluster refuses the driver for want of its token.
+TOKEN_HINT = ("if the cluster uses token authentication, copy its token (`ray get-auth-token` "
+              "on the head node) to ~/.ray/auth_token or set RAY_AUTH_TOKEN")
+
+
+def token_available(environ=os.environ, home: str | None = None) -> bool:
+    """Whether a Ray authentication token is at hand: ``RAY_AUTH_TOKEN``, a non-empty file
+    at ``RAY_AUTH_TOKEN_PATH``, or ``~/.ray/auth_token``."""
+    if environ.get("RAY_AUTH_TOKEN", "").strip():
+        return True
+    home = os.path.expanduser("~") if home is None else home
+    path = environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(home, ".ray", "auth_token")
+    try:
+        with open(path) as fh:
+            return bool(fh.read().strip())
+    except OSError:
+        return False
+
+
+def enable_token_auth(environ=os.environ) -> bool:
+    """Turn Ray's token mode on for this process (and the workers it starts) when
+    ``RAY_AUTH_MODE`` is unset and :func:`token_available`; whether it did."""
+    if "RAY_AUTH_MODE" in environ or not token_available(environ):
+        return False
+    environ["RAY_AUTH_MODE"] = "token"
+    from ray._raylet import Config  # Ray reads RAY_AUTH_MODE when imported: read it again
+
+    Config.initialize("")
+    return True
 
 
 def import_ray():
@@ -53,11 +90,14 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
         options.update(address="local", num_cpus=num_cpus)
     else:
         options["address"] = address
+        enable_token_auth()
     try:
         ray.init(**options)
     except Exception as err:  # noqa: BLE001  (ConnectionError, RuntimeError, ValueError...)
-        where = "start a local Ray cluster" if local else f"connect to Ray at {address}"
-        raise InputError(f"cannot {where}: {one_line(err)}") from None
+        if local:
+            raise InputError(f"cannot start a local Ray cluster: {one_line(err)}") from None
+        hint = "" if os.environ.get("RAY_AUTH_MODE") == "token" else f" ({TOKEN_HINT})"
+        raise InputError(f"cannot connect to Ray at {address}: {one_line(err)}{hint}") from None
     try:
         yield ray
     finally:
