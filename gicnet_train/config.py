@@ -121,6 +121,13 @@ class TrainConfig:
     target time of a step (5: 2.5, 5, 7.5 and 10 fs of the 20 times every 0.5 fs); the total
     energy varies smoothly over a segment, and the energy model costs per frame.
 
+    ``energy_rows`` (0 = all): training steps evaluate the energy-consistency term on this
+    many rows of each batch (its first ones; batches are drawn in random order, so a random
+    subset).  The term converts every frame it uses to Cartesians and runs the energy model
+    on it: many small operations, which at 256 rows cost 2x the rest of a step; on 64 rows
+    a step is 32 % cheaper (benchmarks/train_step.py), and the weak regulariser keeps an
+    unbiased estimate of its mean square.  Validation always uses every row.
+
     ``patience`` (0 = off): stop when the validation loss has not improved for this many
     epochs (early stopping); the best checkpoint is what the run keeps either way.
 
@@ -143,6 +150,7 @@ class TrainConfig:
     times_per_pair: int = 0
     patience: int = 5
     energy_time_stride: int = 5
+    energy_rows: int = 64
     val_fraction: float = 0.1
     time_weighting: str = "uniform"
     seed: int = 0
@@ -168,7 +176,7 @@ class TrainConfig:
 
 
 #: What run.json files written before a setting existed imply for it.
-LEGACY = {"energy_time_stride": 1, "patience": 0, "model.head": "time"}
+LEGACY = {"energy_time_stride": 1, "energy_rows": 0, "patience": 0, "model.head": "time"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,8 +212,8 @@ LIMITS: dict[str, _Range | tuple[str, ...]] = {
     "epochs": _AT_LEAST_1, "batch_size": _AT_LEAST_1, "lr": _POSITIVE, "lr_min": _NON_NEGATIVE,
     "warmup_steps": _NON_NEGATIVE, "weight_decay": _NON_NEGATIVE, "stride": _AT_LEAST_1,
     "times_per_pair": _NON_NEGATIVE, "patience": _NON_NEGATIVE,
-    "energy_time_stride": _AT_LEAST_1, "val_fraction": _Range(0, 1, True, True),
-    "time_weighting": TIME_WEIGHTINGS, "seed": _Range(0, MAX_SEED),
+    "energy_time_stride": _AT_LEAST_1, "energy_rows": _NON_NEGATIVE,
+    "val_fraction": _Range(0, 1, True, True), "time_weighting": TIME_WEIGHTINGS, "seed": _Range(0, MAX_SEED),
     "checkpoint_every_s": _NON_NEGATIVE, "time_budget_s": _NON_NEGATIVE,
 }
 

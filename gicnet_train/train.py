@@ -43,10 +43,11 @@ def kinetic_energy(velocities: torch.Tensor, masses: torch.Tensor) -> torch.Tens
 
 
 def batch_terms(model: GICnet, pairs: Pairs, idx: torch.Tensor, cfg: TrainConfig,
-                energy: EnergyModel | None, time_idx: torch.Tensor | None = None
-                ) -> dict[str, torch.Tensor]:
+                energy: EnergyModel | None, time_idx: torch.Tensor | None = None,
+                energy_rows: int = 0) -> dict[str, torch.Tensor]:
     """RMSE terms (and the energy-consistency term) on the pairs ``idx``, at the target
-    times ``time_idx`` (B, K') of each pair (default: all K)."""
+    times ``time_idx`` (B, K') of each pair (default: all K); the energy term on the first
+    ``energy_rows`` pairs of ``idx`` (0: all)."""
     if time_idx is None:
         time_idx = torch.arange(len(pairs.times), device=idx.device).expand(len(idx), -1)
     times = pairs.times[time_idx]
@@ -55,7 +56,8 @@ def batch_terms(model: GICnet, pairs: Pairs, idx: torch.Tensor, cfg: TrainConfig
     w = time_weights(pairs.times, cfg.time_weighting)[time_idx]
     terms = rmse_terms(q, q_dot, pairs.q[rows, time_idx], pairs.q_dot[rows, time_idx], w)
     if energy is not None and cfg.weights.energy > 0:
-        p0, v0 = pairs.positions0[idx], pairs.velocities0[idx]
+        some = slice(None, energy_rows or None)
+        p0, v0 = pairs.positions0[idx[some]], pairs.velocities0[idx[some]]
         _, _, frame = geo.to_internal(p0, v0, model.masses, model.icdef)
         # Every energy_time_stride-th time (the last of 20 included): the energy model runs on
         # B x K frames while the basis head's network runs on B rows, so the energy term
@@ -63,7 +65,8 @@ def batch_terms(model: GICnet, pairs: Pairs, idx: torch.Tensor, cfg: TrainConfig
         sub = slice(cfg.energy_time_stride - 1, None, cfg.energy_time_stride)
         if times.shape[1] < cfg.energy_time_stride:
             sub = slice(None)
-        x, v = to_lab_frame(q[:, sub], q_dot[:, sub], model.icdef, frame, times[:, sub])
+        x, v = to_lab_frame(q[some, sub], q_dot[some, sub], model.icdef, frame,
+                            times[some, sub])
         e0 = energy(p0) + kinetic_energy(v0, model.masses)
         e_t = energy(x) + kinetic_energy(v, model.masses)
         terms["energy"] = torch.sqrt((e_t - e0.unsqueeze(1)).pow(2).mean())
@@ -150,7 +153,7 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
                 group["lr"] = learning_rate(state["step"], total_steps, cfg)
             terms = batch_terms(model, train, batches[b], cfg, energy,
                                 sample_times(len(batches[b]), len(train.times), cfg, epoch, b,
-                                             train.q0.device))
+                                             train.q0.device), cfg.energy_rows)
             loss = total_loss(terms, cfg.weights)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

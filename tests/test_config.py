@@ -126,13 +126,15 @@ def test_unreadable_settings_files(tmp_path, text, message):
 
 
 def test_old_run_configs_keep_loading():
-    """run.json files from before energy_time_stride, patience and heads existed."""
+    """run.json files from before energy_time_stride, energy_rows, patience and heads
+    existed."""
     old = TrainConfig().to_dict()
-    for key in ("energy_time_stride", "patience"):
+    for key in ("energy_time_stride", "energy_rows", "patience"):
         del old[key]
     del old["model"]["head"], old["model"]["n_basis"]
     cfg = TrainConfig.from_dict(old)
-    assert (cfg.energy_time_stride, cfg.patience, cfg.model.head) == (1, 0, "time")
+    assert (cfg.energy_time_stride, cfg.energy_rows, cfg.patience, cfg.model.head) == \
+        (1, 0, 0, "time")
     # ...and runs made through the API with values the command line refuses.
     api_run = dataclasses.replace(TrainConfig(), lr=0.0, lr_min=0.0)
     assert TrainConfig.from_dict(api_run.to_dict()) == api_run
@@ -172,7 +174,7 @@ def test_the_ethanol_recipe_trains_with_the_settings_its_flags_gave():
         weights=dataclasses.replace(LossWeights(), energy=0.05),
         energy=dataclasses.replace(EnergyTrainConfig(), epochs=30),
         epochs=200, batch_size=256, lr=0.001, stride=2, times_per_pair=0, patience=10, seed=0,
-        checkpoint_every_s=60.0, time_budget_s=3300.0)
+        checkpoint_every_s=60.0, time_budget_s=3200.0, energy_rows=64)
     assert config_from_dict(settings["train"]) == flags
     assert settings["train_options"] == {"ensemble": 2, "threads": 1}
 

@@ -20,7 +20,8 @@ from gicnet_train.loss import rmse_terms, time_weights, total_loss
 from gicnet_train.mlp import MLP, gelu, gelu_derivative
 from gicnet_train.model import GICnet, ModelConfig, chebyshev, gate
 from gicnet_train.pairs import build_pairs, split_by_trajectory
-from gicnet_train.train import learning_rate
+from gicnet_train.energy import EnergyModel
+from gicnet_train.train import batch_terms, learning_rate
 
 TANGENT_RTOL = 1e-5
 #: Small settings for a training run that takes seconds on 2 cores.
@@ -206,6 +207,27 @@ def test_pairs_targets_match_the_trajectory(molecule, short_md):
     # Dihedral targets are continuous: no jump of ~2 pi between consecutive times.
     steps = (pairs.q[:, 1:, :, geo.DIHEDRAL] - pairs.q[:, :-1, :, geo.DIHEDRAL]).abs()
     assert steps.max() < 1.0
+
+
+def test_energy_term_on_energy_rows_is_the_term_of_those_rows(molecule, short_md):
+    """``energy_rows`` = k evaluates the energy-consistency term on the batch's first k
+    rows: the same value as a batch of those k rows alone, while the coordinate terms
+    still use every row."""
+    traj, icdef = molecule
+    pairs = build_pairs(short_md[:1], icdef, 10.0, stride=20)
+    model = random_model(molecule, dtype=torch.float32)
+    torch.manual_seed(1)
+    energy = EnergyModel(traj.n_atoms, (16,))
+    energy.set_scaling(torch.tensor(traj.positions, dtype=torch.float32),
+                       torch.tensor(traj.potential_energy, dtype=torch.float32))
+    idx = torch.arange(0, 12)
+    some = batch_terms(model, pairs, idx, TINY, energy, energy_rows=5)
+    alone = batch_terms(model, pairs, idx[:5], TINY, energy)
+    every = batch_terms(model, pairs, idx, TINY, energy)
+    assert some["energy"].item() == pytest.approx(alone["energy"].item(), rel=1e-6)
+    assert some["energy"].item() != pytest.approx(every["energy"].item(), rel=1e-3)
+    assert some["distance"].item() == pytest.approx(every["distance"].item(), rel=1e-6)
+    assert some["distance"].item() != pytest.approx(alone["distance"].item(), rel=1e-3)
 
 
 def combined_error(errors: dict) -> float:
