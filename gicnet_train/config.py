@@ -121,12 +121,14 @@ class TrainConfig:
     target time of a step (5: 2.5, 5, 7.5 and 10 fs of the 20 times every 0.5 fs); the total
     energy varies smoothly over a segment, and the energy model costs per frame.
 
-    ``energy_rows`` (0 = all): training steps evaluate the energy-consistency term on this
-    many rows of each batch (its first ones; batches are drawn in random order, so a random
-    subset).  The term converts every frame it uses to Cartesians and runs the energy model
-    on it: many small operations, which at 256 rows cost 2x the rest of a step; on 64 rows
-    a step is 32 % cheaper (benchmarks/train_step.py), and the weak regulariser keeps an
-    unbiased estimate of its mean square.  Validation always uses every row.
+    ``energy_rows`` (0 = all, the default): training steps evaluate the energy-consistency
+    term on this many rows of each batch (its first ones; batches are drawn in random
+    order, so a random subset).  On all 256 rows the term costs 2x the rest of a step
+    (many small operations: the Cartesian conversion of every frame it uses and the
+    energy model); on 64 a step is 32 % cheaper (benchmarks/train_step.py).  Not the
+    default: the ethanol recipe trained with 64 rows for 71 epochs came out worse than
+    with all rows for 50, at 0-10 fs and far worse in long unrolls (docs/analysis.md).
+    Validation always uses every row.
 
     ``patience`` (0 = off): stop when the validation loss has not improved for this many
     epochs (early stopping); the best checkpoint is what the run keeps either way.
@@ -150,7 +152,7 @@ class TrainConfig:
     times_per_pair: int = 0
     patience: int = 5
     energy_time_stride: int = 5
-    energy_rows: int = 64
+    energy_rows: int = 0
     val_fraction: float = 0.1
     time_weighting: str = "uniform"
     seed: int = 0

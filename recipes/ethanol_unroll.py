@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = json.loads(SETTINGS.read_text())
     files = validation_files(settings)
+    OUT.mkdir(parents=True, exist_ok=True)  # gicnet evaluate writes into existing folders
     rows = [evaluate(files, seg, restore, args.duration_fs) for seg, restore in VARIANTS]
-    OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "choice.json").write_text(json.dumps({"validation_files": [f.name for f in files],
                                                  "duration_fs": args.duration_fs,
                                                  "rows": rows}, indent=1))

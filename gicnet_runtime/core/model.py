@@ -29,7 +29,7 @@ from gicnet_runtime.core.ensemble import (
 from gicnet_runtime.core.icdef import ICDefinition, check_geometry
 from gicnet_runtime.core.session import MAX_CHUNK_BYTES, Session
 from gicnet_runtime.core.shipped import DEFAULT_MODEL, shipped_model, shipped_names
-from gicnet_runtime.core.timegrid import TIME_RTOL, frame_times_fs, segment_of
+from gicnet_runtime.core.timegrid import TIME_RTOL, segment_count
 from gicnet_runtime.core.trajectory import Trajectory
 from gicnet_runtime.errors import InputError, ModelError
 
@@ -221,12 +221,12 @@ class Model:
     def segment_count(self, duration_fs: float, dt_fs: float,
                       segment_fs: float | None = None) -> int:
         """Segments needed for ``duration_fs`` with frames every ``dt_fs`` (segments of
-        ``segment_fs``; None: the model's ``default_segment_fs``)."""
+        ``segment_fs``; None: the model's ``default_segment_fs``), counted by
+        :func:`gicnet_runtime.core.timegrid.segment_count` without making the frames."""
         from gicnet_runtime.unroll import propagate as _propagate
 
-        frames = frame_times_fs(duration_fs, dt_fs)
         _, segment = _propagate.unroll_settings(self.description, False, segment_fs)
-        return int(segment_of(frames, segment)[-1]) + 1
+        return int(segment_count(duration_fs, dt_fs, segment))
 
     def run_key(self, positions: np.ndarray, velocities: np.ndarray, duration_fs: float,
                 dt_fs: float, restore_energy: bool, segment_fs: float,
