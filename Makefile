@@ -1,7 +1,7 @@
 PYTHON ?= python
 WORKERS ?= 2
 
-.PHONY: data data-check model evaluate confirm-data evaluate-confirm docs-spectrum own-molecule heads unroll-choice
+.PHONY: azobenzene-scan azobenzene-data azobenzene-data-check azobenzene-model azobenzene-insight data data-check model evaluate confirm-data evaluate-confirm docs-spectrum own-molecule heads unroll-choice
 
 # Ethanol training + held-out trajectories (recipes/ethanol_data.json) into data/ethanol/.
 data: data-check
@@ -64,3 +64,25 @@ own-molecule:
 # Time head vs basis head, K and width at one CPU budget (docs/heads.md); needs `make data`.
 heads:
 	$(PYTHON) -m benchmarks.heads --out benchmarks/results/heads.json --budget-s 300 --parallel 2
+
+# Azobenzene (issue 17; needs `pip install 'gicnet[azobenzene]'` for RDKit): GFN2-xTB's
+# relaxed rotation and inversion scans (runs/azobenzene-scan/), the transition-region data
+# (recipes/azobenzene_data.json, data/azobenzene/), the shipped model (recipes/
+# azobenzene_model.json, exported/azobenzene/) and its insight (exported/azobenzene/
+# insight.json, docs/azobenzene_*.png).
+azobenzene-scan:
+	$(PYTHON) recipes/azobenzene_scan.py
+
+azobenzene-data-check:
+	$(PYTHON) recipes/azobenzene_data.py --check
+
+azobenzene-data: azobenzene-data-check
+	$(PYTHON) recipes/azobenzene_data.py --workers $(WORKERS)
+
+azobenzene-model:
+	$(PYTHON) recipes/ethanol_model.py --settings recipes/azobenzene_model.json train --device $(DEVICE) --parallel
+	$(PYTHON) recipes/ethanol_model.py --settings recipes/azobenzene_model.json export
+	$(PYTHON) recipes/ethanol_model.py --settings recipes/azobenzene_model.json report
+
+azobenzene-insight:
+	$(PYTHON) recipes/azobenzene_insight.py

@@ -1,9 +1,10 @@
-"""Train, export and measure the shipped ethanol GICnet ensemble.
+"""Train, export and measure a shipped GICnet ensemble (ethanol; azobenzene with --settings).
 
     python recipes/ethanol_model.py train [--device auto] [--parallel] [--time-budget-s S]
     python recipes/ethanol_model.py export       # run_dir -> exported/ethanol (+ initial.extxyz)
     python recipes/ethanol_model.py report       # held-out 0-10 fs errors -> report.json
     make model                                   # all three, after `make data`
+    python recipes/ethanol_model.py --settings recipes/azobenzene_model.json train  # etc.
 
 Settings live in ``recipes/ethanol_model.json``: its "train" section is a ``gicnet train
 --config`` file (:class:`gicnet_train.config.TrainConfig`, keys left out take the
@@ -52,7 +53,8 @@ def load_settings(path: Path = SETTINGS) -> dict:
 def data_files(settings: dict, split: str) -> list[Path]:
     files = sorted((ROOT / settings["data"][split]).glob("*.h5"))
     if not files:
-        raise InputError(f"no trajectories in {settings['data'][split]}: run `make data` first")
+        raise InputError(f"no trajectories in {settings['data'][split]}: run its data recipe "
+                         "first (make data, make azobenzene-data)")
     return files
 
 
@@ -72,14 +74,34 @@ def write_config(settings: dict, time_budget_s: float | None = None) -> Path:
     return path
 
 
+def write_ic(settings: dict) -> list[str]:
+    """``--ic FILE`` when the settings name an ``ic_structure`` (the IC definition built
+    from that structure, written to ``run_dir/ic_structure.ic``), else nothing (gicnet
+    train builds it from the first training frame)."""
+    if "ic_structure" not in settings:
+        return []
+    import ase.io
+
+    from gicnet_train.icbuild import build_icdef
+
+    atoms = ase.io.read(ROOT / settings["ic_structure"])
+    path = ROOT / settings["run_dir"] / "ic_structure.ic"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(build_icdef(atoms.positions, atoms.numbers, atoms.get_masses())
+                    .to_ic_text())
+    return ["--ic", str(path)]
+
+
 def train_command(settings: dict, config: Path, device: str) -> list[str]:
     """``gicnet train --config CONFIG --resume`` on the train split, with the
-    "train_options" (ensemble size, torch threads)."""
+    "train_options" (ensemble size, torch threads) and the IC definition of
+    :func:`write_ic`."""
     options = settings["train_options"]
     return [sys.executable, str(ROOT / "cli.py"), "train",
             *map(str, data_files(settings, "train")), "--out", str(ROOT / settings["run_dir"]),
             "--config", str(config), "--ensemble", str(options["ensemble"]),
-            "--threads", str(options["threads"]), "--device", device, "--resume"]
+            "--threads", str(options["threads"]), "--device", device, "--resume",
+            *write_ic(settings)]
 
 
 def train(settings: dict, device: str, parallel: bool, time_budget_s: float | None) -> None:
@@ -205,10 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             report(settings)
     except GicnetError as err:
-        print(f"ethanol_model: error: {err}", file=sys.stderr)
+        print(f"model recipe: error: {err}", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as err:
-        print(f"ethanol_model: error: {err}", file=sys.stderr)
+        print(f"model recipe: error: {err}", file=sys.stderr)
         return 1
     return 0
 
