@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -602,3 +603,13 @@ def describe_terms(terms: dict) -> str:
             f"{terms['per_frame'] / 1e6:.4f} MFLOP"
             + (f", per call {terms['per_call']}" if terms.get("per_call") else "")
             + (f", per time {terms['per_time']}" if terms.get("per_time") else ""))
+
+
+def cpu_name() -> str:
+    """The processor's model name from /proc/cpuinfo (else what ``platform`` knows)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -83,10 +82,9 @@ def main(argv: list[str] | None = None) -> dict:
                                          else None) as tmp:
             runs.append(run_one(duration, args.dt_fs, Path(tmp), args.checkpoint_every_s))
             print(json.dumps(runs[-1]), flush=True)
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               platform.processor())
-    result = {"machine": {"cpu": cpu, "cores": os.cpu_count(), "load": os.getloadavg()},
+    from benchmarks.hardware import cpu_name
+
+    result = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "load": os.getloadavg()},
               "model": "exported/ethanol (shipped)", "runs": runs}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     return result

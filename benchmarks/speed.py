@@ -207,10 +207,9 @@ def machine(args: argparse.Namespace) -> dict:
     import numpy as np
     import onnxruntime as ort
 
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+    from benchmarks.hardware import cpu_name
+
+    return {"platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
             "load_average_start": os.getloadavg(), "python": platform.python_version(),
             "numpy": np.__version__, "onnxruntime": ort.__version__, "device": args.device,
             "threads": {"onnxruntime_intra_op": args.threads, "onnxruntime_inter_op": 1,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import statistics
 import sys
@@ -87,8 +88,7 @@ def time_steps(model, energy, pairs, cfg, keep_energy: bool, rows: int, steps: i
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    import os
-
+    from benchmarks.hardware import cpu_name
     from gicnet_train.train import validate
 
     model, energy, pairs, cfg = setup(args.train)
@@ -101,7 +101,7 @@ def main(argv=None) -> dict:
     validate(model, pairs, cfg, energy)
     validation_s = time.perf_counter() - start
     result = {"machine": platform.processor() or platform.machine(),
-              "cpu_model": _cpu_model(), "load_avg_1min_at_end": os.getloadavg()[0],
+              "cpu_model": cpu_name(), "load_avg_1min_at_end": os.getloadavg()[0],
               "threads": 1, "batch_size": cfg.batch_size, "pairs": len(pairs),
               "s_per_step_median": {n: statistics.median(v) for n, v in times.items()},
               "s_per_step_rounds": times, "validation_s_per_pair": validation_s / len(pairs)}
@@ -113,16 +113,6 @@ def main(argv=None) -> dict:
     print(f"validation: {1e6 * result['validation_s_per_pair']:.1f} us per pair "
           f"(load {result['load_avg_1min_at_end']:.2f})")
     return result
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

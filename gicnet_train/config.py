@@ -215,7 +215,8 @@ LIMITS: dict[str, _Range | tuple[str, ...]] = {
     "warmup_steps": _NON_NEGATIVE, "weight_decay": _NON_NEGATIVE, "stride": _AT_LEAST_1,
     "times_per_pair": _NON_NEGATIVE, "patience": _NON_NEGATIVE,
     "energy_time_stride": _AT_LEAST_1, "energy_rows": _NON_NEGATIVE,
-    "val_fraction": _Range(0, 1, True, True), "time_weighting": TIME_WEIGHTINGS, "seed": _Range(0, MAX_SEED),
+    "val_fraction": _Range(0, 1, True, True), "time_weighting": TIME_WEIGHTINGS,
+    "seed": _Range(0, MAX_SEED),
     "checkpoint_every_s": _NON_NEGATIVE, "time_budget_s": _NON_NEGATIVE,
 }
 

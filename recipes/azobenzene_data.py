@@ -31,7 +31,6 @@ kept, so an interrupted run resumes) and ``data/azobenzene/manifest.json``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -44,7 +43,13 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing gicnet
 sys.path.insert(0, str(ROOT / "recipes"))
 
 import azobenzene_scan  # noqa: E402
-from ethanol_data import file_sha256, load_checked_settings, settings_sha256, split_seeds  # noqa: E402
+from ethanol_data import (  # noqa: E402
+    file_sha256,
+    load_checked_settings,
+    recipe_parser,
+    settings_sha256,
+    split_seeds,
+)
 
 from gicnet_runtime.errors import GicnetError  # noqa: E402
 
@@ -206,11 +211,7 @@ def run(out: Path, workers: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes")
-    parser.add_argument("--check", action="store_true", help="only verify the checksum")
-    args = parser.parse_args(argv)
+    args = recipe_parser(__doc__, DEFAULT_OUT).parse_args(argv)
     try:
         if args.check:
             load_checked_settings(SETTINGS, CHECKSUM)

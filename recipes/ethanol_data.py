@@ -108,11 +108,17 @@ def run(out: Path, workers: int, splits: list[str] | None = None) -> dict:
     return manifest
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+def recipe_parser(doc: str, default_out: Path) -> argparse.ArgumentParser:
+    """The options every data recipe takes: --out, --workers and --check."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=default_out, help="output folder")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--check", action="store_true", help="only verify the checksum")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = recipe_parser(__doc__, DEFAULT_OUT)
     parser.add_argument("--splits", nargs="+", default=None,
                         help="generate only these splits (default: all)")
     args = parser.parse_args(argv)

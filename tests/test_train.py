@@ -14,13 +14,13 @@ import torch
 
 from gicnet_train import geometry as geo
 from gicnet_train.config import EnergyTrainConfig, TrainConfig
+from gicnet_train.energy import EnergyModel
 from gicnet_train.fit import fit, load_member, member_report
 from gicnet_train.icbuild import build_icdef
 from gicnet_train.loss import rmse_terms, time_weights, total_loss
 from gicnet_train.mlp import MLP, gelu, gelu_derivative
 from gicnet_train.model import GICnet, ModelConfig, chebyshev, gate
 from gicnet_train.pairs import build_pairs, split_by_trajectory
-from gicnet_train.energy import EnergyModel
 from gicnet_train.train import batch_terms, learning_rate
 
 TANGENT_RTOL = 1e-5
