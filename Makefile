@@ -68,8 +68,8 @@ heads:
 # Azobenzene (issue 17; needs `pip install 'gicnet[azobenzene]'` for RDKit): GFN2-xTB's
 # relaxed rotation and inversion scans (runs/azobenzene-scan/), the transition-region data
 # (recipes/azobenzene_data.json, data/azobenzene/), the shipped model (recipes/
-# azobenzene_model.json, exported/azobenzene/) and its insight (exported/azobenzene/
-# insight.json, docs/azobenzene_*.png).
+# azobenzene_model.json, exported/azobenzene/) and its insight (docs/eval/azobenzene/
+# insight.json and predictability.json, docs/azobenzene_*.png).
 azobenzene-scan:
 	$(PYTHON) recipes/azobenzene_scan.py
 
@@ -86,3 +86,4 @@ azobenzene-model:
 
 azobenzene-insight:
 	$(PYTHON) recipes/azobenzene_insight.py
+	$(PYTHON) recipes/azobenzene_predictability.py --workers $(WORKERS)

@@ -85,12 +85,12 @@ def count(positions: np.ndarray, numbers: np.ndarray, folder: Path) -> dict:
     options.optimized_model_filepath = str(optimised)
     ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     written, run = onnx.load(path).graph.node, onnx.load(optimised).graph.node
-    return {"atoms": n, "ic_tree_depth": _depth(icdef.rows), "nodes": len(written),
+    return {"atoms": n, "ic_tree_depth": ic_tree_depth(icdef.rows), "nodes": len(written),
             "nodes_after_basic_optimisation": len(run),
             "top_ops": collections.Counter(x.op_type for x in run).most_common(6)}
 
 
-def _depth(rows) -> int:
+def ic_tree_depth(rows) -> int:
     depth = {-1: 0, -2: 0, -3: 0}
     for atom, *refs in rows:
         depth[atom] = 1 + max(depth[r] for r in refs)

@@ -23,6 +23,11 @@ class Interrupted(GicnetError):
     how to continue.  The CLI exits with status 130."""
 
 
+class Diverged(GicnetError):
+    """Training whose loss became non-finite: the message names where and which terms, and
+    what to change; the last good checkpoints are kept."""
+
+
 class GeometryError(InputError):
     """A geometry the internal-coordinate definition cannot represent (e.g. collinear
     references)."""

@@ -133,6 +133,12 @@ class TrainConfig:
     ``patience`` (0 = off): stop when the validation loss has not improved for this many
     epochs (early stopping); the best checkpoint is what the run keeps either way.
 
+    ``grad_clip`` (0 = off): before each step, the gradient is scaled down to this total
+    norm (torch's ``clip_grad_norm_``) when larger.  AdamW's step is already bounded per
+    parameter, but one outlier gradient still moves every weight by several learning rates
+    and corrupts the moment estimates; clipping at a few times the typical norm keeps such
+    steps ordinary.  Each epoch's history records its largest norm and clipped steps.
+
     ``time_budget_s`` (0 = off): after every epoch, the number of epochs is cut to what
     fits the rest of the budget at the mean epoch time so far (at most ``epochs``; the
     training loop's time, not loading data); the learning-rate schedule follows the new
@@ -153,6 +159,7 @@ class TrainConfig:
     patience: int = 5
     energy_time_stride: int = 5
     energy_rows: int = 0
+    grad_clip: float = 0.0
     val_fraction: float = 0.1
     time_weighting: str = "uniform"
     seed: int = 0
@@ -178,7 +185,7 @@ class TrainConfig:
 
 
 #: What run.json files written before a setting existed imply for it.
-LEGACY = {"energy_time_stride": 1, "energy_rows": 0, "patience": 0, "model.head": "time"}
+LEGACY = {"energy_time_stride": 1, "energy_rows": 0, "grad_clip": 0.0, "patience": 0, "model.head": "time"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,6 +222,7 @@ LIMITS: dict[str, _Range | tuple[str, ...]] = {
     "warmup_steps": _NON_NEGATIVE, "weight_decay": _NON_NEGATIVE, "stride": _AT_LEAST_1,
     "times_per_pair": _NON_NEGATIVE, "patience": _NON_NEGATIVE,
     "energy_time_stride": _AT_LEAST_1, "energy_rows": _NON_NEGATIVE,
+    "grad_clip": _NON_NEGATIVE,
     "val_fraction": _Range(0, 1, True, True), "time_weighting": TIME_WEIGHTINGS,
     "seed": _Range(0, MAX_SEED),
     "checkpoint_every_s": _NON_NEGATIVE, "time_budget_s": _NON_NEGATIVE,

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from gicnet_runtime.errors import Interrupted
+from gicnet_runtime.errors import Diverged, Interrupted
 from gicnet_runtime.progress import progress as progress_reporter
 from gicnet_runtime.units import AMU_A2_PER_FS2_IN_EV
 from gicnet_train import checkpoint as ckpt
@@ -95,6 +95,21 @@ def validate(model: GICnet, pairs: Pairs, cfg: TrainConfig, energy: EnergyModel 
     return terms
 
 
+def clip_gradient(model: torch.nn.Module, max_norm: float) -> float:
+    """The gradient's total norm; scaled down to ``max_norm`` when larger (0: left as is)."""
+    limit = max_norm if max_norm > 0 else math.inf
+    return float(torch.nn.utils.clip_grad_norm_(model.parameters(), limit))
+
+
+def diverged_message(terms: dict[str, torch.Tensor], epoch: int, batch: int, n_batches: int,
+                     out: Path) -> str:
+    """One line: where the training loss became non-finite, its terms, what to change."""
+    values = ", ".join(f"{name} {float(v):.3g}" for name, v in terms.items())
+    return (f"training diverged in epoch {epoch + 1}, step {batch + 1} of {n_batches}: the "
+            f"loss is not finite ({values}); {out} keeps its last good checkpoints. Lower the "
+            "learning rate (lr) or the energy weight (weights.energy), or set grad_clip")
+
+
 def planned_epochs(done: int, trained_s: float, budget_s: float, planned: int) -> int:
     """Epochs to run in all under a time budget, re-planned after every epoch: those done,
     plus as many more as the remaining budget holds at the mean epoch time so far; never
@@ -147,6 +162,7 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
         bar = progress_reporter(n_batches, f"{out.name} epoch {epoch + 1}", "step",
                                 enabled=progress, leave=False)
         bar.update(state["batch"])
+        grads = state.setdefault("grads", {"max": 0.0, "clipped": 0})
         last_save = time.monotonic()
         for b in range(state["batch"], n_batches):
             for group in optimiser.param_groups:
@@ -155,8 +171,13 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
                                 sample_times(len(batches[b]), len(train.times), cfg, epoch, b,
                                              train.q0.device), cfg.energy_rows)
             loss = total_loss(terms, cfg.weights)
+            if not torch.isfinite(loss):
+                raise Diverged(diverged_message(terms, epoch, b, n_batches, out))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
+            norm = clip_gradient(model, cfg.grad_clip)
+            grads["max"], grads["clipped"] = max(grads["max"], norm), \
+                grads["clipped"] + (0 < cfg.grad_clip < norm)
             optimiser.step()
             state["step"] += 1
             state["batch"] = b + 1
@@ -173,7 +194,9 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
                                   "command with --resume to continue")
         bar.close()
         metrics = validate(model, val, cfg, energy)
-        state["history"].append({"epoch": epoch + 1, **metrics})
+        state["history"].append({"epoch": epoch + 1, **metrics, "grad_norm_max": grads["max"],
+                                 "clipped_steps": grads["clipped"]})
+        del state["grads"]
         if metrics["loss"] < state["best_loss"]:
             state["best_loss"], state["best_epoch"] = metrics["loss"], epoch + 1
             ckpt.save({"model": model.state_dict()}, out / "best.pt")

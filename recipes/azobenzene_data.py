@@ -115,7 +115,7 @@ def run_trajectory(settings: dict, seed: int, top):
         ZeroRotation,
     )
 
-    from gicnet_runtime.analysis.isomers import outcome
+    from gicnet_runtime.analysis.isomers import outcome, transition_frame
     from gicnet_runtime.core.trajectory import Trajectory
     from gicnet_runtime.reference.engines import make_calculator
 
@@ -147,14 +147,14 @@ def run_trajectory(settings: dict, seed: int, top):
     cnnc = dihedral_rad(positions, CNNC)
     window = max(1, round(10.0 / (dt * settings["save_every"])))  # the last 10 fs
     start, end = outcome(cnnc[::-1], window), outcome(cnnc, window)
-    crossings = np.nonzero(np.diff(np.abs(cnnc) < np.pi / 2))[0]
+    crossed = transition_frame(cnnc)
     info = {key: settings[key] for key in ("engine", "temperature_K", "dt_fs", "restraint",
                                            "restrained_fs", "half_fs", "save_every")}
     info.update(
         seed=int(seed), molecule="azobenzene", recipe="recipes/azobenzene_data.py",
         release_frame=len(backward[0]) - 1, start_isomer=start, end_isomer=end,
-        transition_fs=(float(time_fs[crossings[-1] + 1]) if start != end and "undecided"
-                       not in (start, end) and len(crossings) else None),
+        transition_fs=(float(time_fs[crossed]) if start != end and "undecided"
+                       not in (start, end) and crossed is not None else None),
         cnnc_atoms=list(CNNC), total_energy_drift_eV=float(np.ptp(potential + kinetic)),
     )
     return Trajectory(time_fs, positions, velocities, top.numbers, top.get_masses(),

@@ -1,26 +1,29 @@
 """What the shipped azobenzene model says about the isomerization, and how far to trust it.
 
-    python recipes/azobenzene_insight.py        # or: make azobenzene-insight
-                                                # -> exported/azobenzene/insight.json, docs/azobenzene_*.png
+    python recipes/azobenzene_insight.py    # or make azobenzene-insight (+ predictability)
+    # -> docs/eval/azobenzene/insight.json, docs/azobenzene_*.png
 
 After ``make azobenzene-data`` and ``make azobenzene-model``.  Four measurements:
 
 1. **Outcomes** (``outcomes``): from every held-out release frame (the barrier region, see
    ``recipes/azobenzene_data.py``) the model unrolls ``half_fs`` forward, and ``half_fs``
    backward (velocities reversed), as the reference did.  Each run's isomer is read off its
-   CNNC dihedral over the last 10 fs (``gicnet_runtime.analysis.isomers.outcome``).  Reported:
-   agreement with the reference run from the same start, and the cis fraction of model and
-   reference with binomial standard errors.
+   CNNC dihedral over the last 10 fs (``gicnet_runtime.analysis.isomers.outcome``); a run
+   the runtime flags as unphysical has none.  Reported: agreement with the reference run
+   from the same start, and the cis fraction of model and reference with binomial standard
+   errors.  ``--choose-segment`` compares unrolling segments the same way on the training
+   run's validation trajectories (how the recipe's segment was chosen).
 2. **Attributions** (``attributions``): integrated gradients of the CNNC dihedral at
    t = 10 fs (``gicnet_runtime.analysis.explain``) from frames ``LEAD_FS`` before each
    reference transition (the last crossing of CNNC = 90°), over every reactive trajectory
-   of both splits, aggregated per input and per kind with spreads over frames and members
-   and every frame's completeness.  The main setting is the seed's: 10 fs lead, the trans
-   minimum at rest as baseline, 100 steps.  Variants: the frame's own structure at rest as
-   baseline, and leads of 5 and 20 fs.
+   of both splits, aggregated per input and per kind with spreads over frames and members.
+   Every frame passes the completeness check (``COMPLETENESS_LIMIT``, after a retry with
+   more steps) or is left out and listed.  The main setting is the seed's: 10 fs lead, the
+   trans minimum at rest as baseline, 100 steps.  Variants: the frame's own structure at
+   rest as baseline, and leads of 5 and 20 fs.
 3. **Cross-check** (``cross_check``): in the reference trajectories themselves, which
-   internal coordinates move most in the 10 fs before a transition, in units of their
-   thermal spread over all frames; compared with the attributions' ranking.
+   internal coordinates move more than usual in the 10 fs before a transition (against
+   windows elsewhere in the same trajectories); compared with the attributions' ranking.
 4. **Plots**: ``docs/azobenzene_attributions.png`` (largest inputs, spreads),
    ``docs/azobenzene_kinds.png`` (per-kind shares per variant) and
    ``docs/azobenzene_outcomes.png`` (CNNC and CNN of model and reference, held-out starts).
@@ -47,6 +50,8 @@ from gicnet_runtime.core.internal import Coordinate, angles  # noqa: E402
 
 DATA = ROOT / "data" / "azobenzene"
 MODEL = ROOT / "exported" / "azobenzene"
+#: Where the measurements go (docs/azobenzene.md reads them).
+EVAL = ROOT / "docs" / "eval" / "azobenzene"
 CNNC = Coordinate("dihedral", azobenzene_scan.CNNC)
 #: The CNN angle held during the data's restrained equilibration (the inverting N).
 CNN = azobenzene_scan.CNN[0]
@@ -60,6 +65,16 @@ VARIANTS = (("main", 10.0, "trans minimum", 100),
 #: The outcome is read over this last stretch of a run, fs.
 OUTCOME_WINDOW_FS = 10.0
 TOP = 15
+#: A frame enters the aggregate when its completeness error is at most this fraction of
+#: its change; one above it is integrated again with RETRY_STEPS, and left out (listed)
+#: when still above.  The path from the trans minimum to a barrier-region frame can pass
+#: near-linear reference triples, where 100 midpoints do not resolve the integrand.
+COMPLETENESS_LIMIT = 0.05
+RETRY_STEPS = 400
+#: Background windows of the cross-check: every this-many fs, clear of a transition by
+#: CLEAR_FS.
+BACKGROUND_EVERY_FS = 5.0
+CLEAR_FS = 20.0
 
 
 def load(split: str):
@@ -76,8 +91,9 @@ def fraction_json(f: isomers.Fraction) -> dict:
             "value": f.value, "standard_error": f.standard_error}
 
 
-def outcomes(model, heldout) -> dict:
-    """Model against reference isomers from every held-out release frame, both ways."""
+def outcomes(model, heldout, **unrolling) -> dict:
+    """Model against reference isomers from every held-out release frame, both ways;
+    ``unrolling``: options of ``Model.propagate`` (segment_fs, restore_energy)."""
     runs = {"forward": [], "backward": []}
     starts = [t.info["release_frame"] for t in heldout]
     pos = np.stack([t.positions[r] for t, r in zip(heldout, starts)])
@@ -87,7 +103,8 @@ def outcomes(model, heldout) -> dict:
     window = round(OUTCOME_WINDOW_FS / dt)
     start = time.perf_counter()
     for way, sign in (("forward", 1.0), ("backward", -1.0)):
-        trajs = model.propagate(pos, sign * vel, duration_fs=half, dt_fs=dt, unphysical="warn")
+        trajs = model.propagate(pos, sign * vel, duration_fs=half, dt_fs=dt, unphysical="warn",
+                                **unrolling)
         for t, ref in zip(trajs, heldout):
             phi = CNNC.value(t.positions)
             runs[way].append({
@@ -101,17 +118,24 @@ def outcomes(model, heldout) -> dict:
             })
     wall = time.perf_counter() - start
     both = runs["forward"] + runs["backward"]
-    model_out = [r["model"] for r in both]
+    # A run the runtime flagged as unphysical (overheated, bonds broken) has no outcome:
+    # counted as undecided, never as agreement.
+    model_out = [isomers.UNDECIDED if r["unphysical"] else r["model"] for r in both]
     ref_out = [r["reference"] for r in both]
-    crossed_model = [f["model"] != b["model"] for f, b in zip(runs["forward"], runs["backward"])]
+    crossed_model = [f["model"] != b["model"] for f, b in zip(runs["forward"], runs["backward"])
+                     if not (f["unphysical"] or b["unphysical"])]
     crossed_ref = [f["reference"] != b["reference"]
                    for f, b in zip(runs["forward"], runs["backward"])]
     return {
         "starts": len(heldout), "runs": len(both), "duration_fs": half, "wall_s": wall,
+        "segment_fs": unrolling.get("segment_fs", model.description.unroll_segment_fs),
+        "restore_energy": unrolling.get("restore_energy", True),
         "agreement": fraction_json(isomers.agreement(model_out, ref_out)),
+        "agreement_all_runs": fraction_json(isomers.agreement([r["model"] for r in both],
+                                                              ref_out)),
         "cis_fraction_model": fraction_json(isomers.cis_fraction(model_out)),
         "cis_fraction_reference": fraction_json(isomers.cis_fraction(ref_out)),
-        "crossing_fraction_model": float(np.mean(crossed_model)),
+        "crossing_fraction_model": float(np.mean(crossed_model)) if crossed_model else None,
         "crossing_fraction_reference": float(np.mean(crossed_ref)),
         "unphysical_runs": sum(r["unphysical"] is not None for r in both),
         "runs_detail": runs,
@@ -140,21 +164,30 @@ def attributions(model, trajs, trans_minimum) -> dict:
     for name, lead, baseline, steps in VARIANTS:
         start = time.perf_counter()
         frames = reactive_frames(trajs, lead)
-        found = []
-        for _, pos, vel in frames:
-            base = (trans_minimum, np.zeros_like(pos)) if baseline == "trans minimum" \
-                else (pos, np.zeros_like(pos))
-            found.append(integrated_gradients(model, pos, vel, CNNC, EXPLAIN_AT_FS,
-                                              base[0], base[1], steps))
+        found, kept, left_out = [], [], []
+        for seed, pos, vel in frames:
+            base = trans_minimum if baseline == "trans minimum" else pos
+            for n_steps in (steps, RETRY_STEPS):
+                a = integrated_gradients(model, pos, vel, CNNC, EXPLAIN_AT_FS, base,
+                                         np.zeros_like(pos), n_steps)
+                if a.relative_completeness_error <= COMPLETENESS_LIMIT:
+                    break
+            if a.relative_completeness_error <= COMPLETENESS_LIMIT:
+                found.append(a)
+                kept.append(seed)
+            else:
+                left_out.append({"seed": seed, "relative_completeness_error":
+                                 a.relative_completeness_error, "steps": n_steps})
         summary = summarize(found)
         data = summary.to_json(TOP)
         data.update(lead_fs=lead, baseline=baseline, steps=steps, wall_s=time.perf_counter()
-                    - start, seeds=[seed for seed, _, _ in frames],
+                    - start, seeds=kept, left_out=left_out, retry_steps=RETRY_STEPS,
+                    completeness_limit=COMPLETENESS_LIMIT,
                     member_top=[list(np.array(summary.labels)[np.argsort(
                         -np.abs(summary.member_values[:, m].mean(0)))[:5]])
                         for m in range(summary.member_values.shape[1])])
         result[name] = data
-        print(f"{name}: {len(frames)} frames, worst completeness "
+        print(f"{name}: {len(kept)} of {len(frames)} frames complete, worst "
               f"{data['completeness']['max_relative']:.2%}, top "
               f"{[row['input'] for row in data['inputs'][:3]]}", flush=True)
     main = result["main"]
@@ -166,8 +199,16 @@ def attributions(model, trajs, trans_minimum) -> dict:
 
 
 def cross_check(model, trajs, main: dict) -> dict:
-    """Standardized motion of every internal coordinate over the 10 fs before each
-    transition in the reference trajectories, against the model's attributions."""
+    """Which internal coordinates move unusually in the 10 fs before a transition, in the
+    reference trajectories themselves, against the model's attributions.
+
+    For every input coordinate q_j (the model's own internal coordinates, dihedrals
+    wrapped): the mean |q_j(t) - q_j(t - 10 fs)| over the windows ending at each reactive
+    trajectory's transition, over the same mean for windows ending every
+    BACKGROUND_EVERY_FS fs elsewhere in those trajectories (clear of the transition by
+    CLEAR_FS).  A ratio above 1 marks a coordinate that moves more than usual just before
+    the isomer changes; fast bond vibrations, large everywhere, stay near 1.  Also the
+    inverting nitrogen's true CNN angle (not an input) and the CNNC dihedral."""
     from scipy.stats import spearmanr
 
     from gicnet_runtime.core.icdef import ICDefinition
@@ -176,38 +217,61 @@ def cross_check(model, trajs, main: dict) -> dict:
     desc = model.description
     icdef, masses = ICDefinition(desc.ic_rows), np.asarray(desc.masses_amu)
     n = icdef.n_atoms
-
-    def q(positions, velocities) -> np.ndarray:  # (3N,) as explain's first 3N inputs
-        return to_internal(positions, velocities, masses, icdef)[0].ravel()
-
-    every = [q(p, v) for t in trajs for p, v in zip(t.positions[::25], t.velocities[::25])]
-    spread = np.std(np.asarray(every), axis=0)
-    moves = []
+    before, background, named = [], [], {"CNN angle (inverting N)": ([], []),
+                                          "CNNC dihedral": ([], [])}
     for t in trajs:
         when = t.info.get("transition_fs")
         if when is None:
             continue
         dt = t.time_fs[1] - t.time_fs[0]
-        i1 = round(when / dt)
-        i0 = i1 - round(10.0 / dt)
-        if i0 < 0:
+        lag, i1 = round(10.0 / dt), round(when / dt)
+        if i1 - lag < 0:
             continue
-        delta = q(t.positions[i1], t.velocities[i1]) - q(t.positions[i0], t.velocities[i0])
-        delta[2::3] = np.angle(np.exp(1j * delta[2::3]))  # dihedral differences wrapped
-        moves.append(np.abs(delta) / np.maximum(spread, 1e-12))
-    count = len(moves)
-    moves = np.asarray(moves).mean(axis=0)
+        q = to_internal(t.positions, t.velocities, masses, icdef)[0].reshape(len(t.positions),
+                                                                             3 * n)
+        extra = np.stack([angles(t.positions, *CNN), CNNC.value(t.positions)], axis=1)
+        ends = [i for i in range(lag, len(q), round(BACKGROUND_EVERY_FS / dt))
+                if abs(i - i1) * dt > CLEAR_FS]
+        for values, dihedral, sink_before, sink_background in (
+                (q, np.arange(3 * n) % 3 == 2, before, background),
+                (extra, np.array([False, True]), None, None)):
+            change = np.abs(values[lag:] - values[:-lag])
+            change[:, dihedral] = np.abs(np.angle(np.exp(1j * (values[lag:, dihedral]
+                                                                - values[:-lag, dihedral]))))
+            at, usual = change[i1 - lag], change[[i - lag for i in ends]].mean(axis=0)
+            if sink_before is not None:
+                sink_before.append(at)
+                sink_background.append(usual)
+            else:
+                for k, key in enumerate(named):
+                    named[key][0].append(at[k])
+                    named[key][1].append(usual[k])
+    # per transition: its window's change over its trajectory's usual change
+    ratios = np.asarray(before) / np.maximum(np.asarray(background), 1e-12)
+    excess = ratios.mean(axis=0)
+    error = ratios.std(axis=0, ddof=1) / np.sqrt(len(ratios))
+    z = (excess - 1.0) / np.maximum(error, 1e-12)
     labels = main["labels"][:3 * n]
     values = np.abs(np.asarray(main["values"])[:, :3 * n]).mean(axis=0)
-    rho, p = spearmanr(moves, values)
-    order = np.argsort(-moves)[:10]
-    top_attr = {row["input"] for row in main["inputs"] if not row["input"].startswith("d/dt")}
-    return {"transitions": count,
-            "largest_moves": [{"input": labels[i], "standardized_change": float(moves[i])}
-                              for i in order],
-            "spearman_moves_vs_mean_abs_attribution": {"rho": float(rho), "p": float(p)},
-            "top10_moves_among_top15_attributions":
-                len({labels[i] for i in order} & top_attr)}
+    rho, p = spearmanr(excess, values)
+    order = np.argsort(-z)[:10]
+    top_attr = [row["input"] for row in main["inputs"] if not row["input"].startswith("d/dt")]
+
+    def ratio(b, u):
+        r = np.asarray(b) / np.maximum(np.asarray(u), 1e-12)
+        return {"excess": float(r.mean()),
+                "standard_error": float(r.std(ddof=1) / np.sqrt(len(r)))}
+
+    return {"transitions": len(before), "window_fs": 10.0,
+            "largest_excess_motion": [{"input": labels[i], "excess": float(excess[i]),
+                                       "standard_error": float(error[i]), "z": float(z[i]),
+                                       "attribution_rank": (top_attr.index(labels[i]) + 1
+                                                            if labels[i] in top_attr
+                                                            else None)} for i in order],
+            "named": {key: ratio(b, u) for key, (b, u) in named.items()},
+            "spearman_excess_vs_mean_abs_attribution": {"rho": float(rho), "p": float(p)},
+            "top10_excess_among_top_attributions":
+                len({labels[i] for i in order} & set(top_attr))}
 
 
 def plots(insight: dict, heldout) -> None:
@@ -261,8 +325,9 @@ def plots(insight: dict, heldout) -> None:
                         label="model")
         axes[1, k].plot(t_ref, np.degrees(angles(ref.positions[r:], *CNN)), "k-", lw=1)
         axes[1, k].plot(t_mod, run["model_cnn_deg"], "o", ms=3, color="tab:orange")
-        axes[0, k].set_title(f"seed {run['seed']}: {run['reference']} / {run['model']}",
-                             fontsize=9)
+        model_outcome = "unphysical" if run["unphysical"] else run["model"]
+        axes[0, k].set_title(f"seed {run['seed']}: GFN2 {run['reference']}, model "
+                             f"{model_outcome}", fontsize=9)
         axes[1, k].set_xlabel("time after release, fs")
     axes[0, 0].set_ylabel("|CNNC|, deg")
     axes[1, 0].set_ylabel("CNN (inverting N), deg")
@@ -272,16 +337,50 @@ def plots(insight: dict, heldout) -> None:
     plt.close(fig)
 
 
+#: Unrolling settings compared by --choose-segment.
+SEGMENT_CHOICES = ({"segment_fs": 10.0}, {"segment_fs": 7.5}, {"segment_fs": 5.0},
+                   {"segment_fs": 5.0, "restore_energy": False}, {"segment_fs": 2.5})
+
+
+def choose_segment(model, out: Path) -> dict:
+    """Outcomes from the training run's validation trajectories (never trained on) for
+    every unrolling setting of SEGMENT_CHOICES: what the recipe's unroll_segment_fs is
+    chosen on."""
+    from gicnet_runtime.io.formats import read_trajectories
+
+    run = json.loads((ROOT / "runs" / "azobenzene" / "run.json").read_text())
+    val = read_trajectories([run["sources"][i] for i in run["val_trajectories"]])
+    rows = []
+    for choice in SEGMENT_CHOICES:
+        found = outcomes(model, val, **choice)
+        rows.append({**choice, **{k: found[k] for k in (
+            "runs", "unphysical_runs", "agreement", "cis_fraction_model",
+            "cis_fraction_reference")}})
+        print(f"{choice}: {found['unphysical_runs']}/{found['runs']} unphysical, agreement "
+              f"{found['agreement']['count']}/{found['agreement']['total']}, cis "
+              f"{found['cis_fraction_model']['value']:.2f} (reference "
+              f"{found['cis_fraction_reference']['value']:.2f})", flush=True)
+    result = {"validation_seeds": [t.info["seed"] for t in val], "choices": rows}
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     import ase.io
 
     from gicnet_runtime.core.model import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=MODEL / "insight.json")
+    parser.add_argument("--out", type=Path, default=EVAL / "insight.json")
     parser.add_argument("--skip-outcomes", action="store_true")
+    parser.add_argument("--choose-segment", type=Path, default=None, metavar="JSON",
+                        help="only compare unrolling segments on the validation "
+                        "trajectories, into JSON")
     args = parser.parse_args(argv)
     model = load_model(MODEL, device="cpu")
+    if args.choose_segment is not None:
+        choose_segment(model, args.choose_segment)
+        return 0
     heldout, train = load("heldout"), load("train")
     trans_path = DATA / "trans_minimum.xyz"
     if not trans_path.exists():

@@ -11,6 +11,7 @@ from gicnet_runtime.analysis.isomers import (
     cis_fraction,
     isomer,
     outcome,
+    transition_frame,
 )
 from gicnet_runtime.core.internal import dihedrals
 from gicnet_runtime.errors import InputError
@@ -55,3 +56,16 @@ def test_fractions_with_binomial_errors():
     assert np.isnan(cis_fraction([UNDECIDED]).value)
     with pytest.raises(InputError):
         agreement([CIS], [CIS, TRANS])
+
+
+def test_transition_frame_is_after_the_last_crossing_of_the_dividing_line():
+    # cis -> trans at frame 3 (80° -> 100°), back to cis at 6, trans again for good at 8;
+    # the sign flips of a near-planar trans (179° -> -179°) are not crossings.
+    phi = np.deg2rad([10, 40, 80, 100, 120, 95, 85, 60, 92, 179, -179, 170])
+    assert transition_frame(phi) == 8
+    measured = dihedrals(np.stack([_cnnc(p) for p in np.rad2deg(phi)]), 0, 1, 2, 3)
+    assert transition_frame(measured) == 8
+    assert transition_frame(np.deg2rad([170.0, -175.0, 178.0])) is None
+    assert transition_frame(np.deg2rad([30.0])) is None
+    with pytest.raises(InputError):
+        transition_frame(np.array([0.1, np.inf]))

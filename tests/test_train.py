@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from gicnet_train import checkpoint as ckpt
 from gicnet_train import geometry as geo
 from gicnet_train.config import EnergyTrainConfig, TrainConfig
 from gicnet_train.energy import EnergyModel
@@ -321,3 +322,38 @@ def test_early_stopping_ends_a_run_whose_validation_loss_stalls(short_md, tmp_pa
     assert not saved["verdict"]["ok"]
     assert any("not clearly better than the frozen baseline" in w
                for w in saved["verdict"]["warnings"])
+
+
+def test_a_diverging_run_stops_with_one_line_and_no_result(short_md, tmp_path):
+    """A learning rate of 1e30 overflows the network in its first steps: the run stops at
+    the first non-finite loss with one line naming where, and writes no member result."""
+    from gicnet_runtime.errors import Diverged
+
+    cfg = dataclasses.replace(TINY, epochs=2, lr=1e30)
+    with pytest.raises(Diverged) as caught:
+        fit(short_md, tmp_path, cfg, n_members=1, device="cpu", progress=False)
+    message = str(caught.value)
+    assert message.startswith("training diverged in epoch 1, step ") and "\n" not in message
+    assert "the loss is not finite" in message and "grad_clip" in message
+    assert not (tmp_path / "member_0" / "final.json").exists()
+
+
+def test_grad_clip_scales_every_step_and_the_history_counts_them(short_md, tmp_path):
+    """With the norm clipped to 1e-9, every step is clipped and AdamW's steps shrink
+    (the gradient falls below its eps), so 4 epochs leave the validation loss near the
+    untrained model's; unclipped, the same epochs lower it and clip nothing."""
+    losses = {}
+    for clip in (0.0, 1e-9):
+        cfg = dataclasses.replace(TINY, epochs=4, grad_clip=clip)
+        fit(short_md, tmp_path / str(clip), cfg, n_members=1, device="cpu", progress=False)
+        member = tmp_path / str(clip) / "member_0"
+        history = json.loads((member / "history.json").read_text())
+        steps = ckpt.load(member / "last.pt")["progress"]["step"]
+        losses[clip] = history[-1]["loss"]
+        assert min(epoch["grad_norm_max"] for epoch in history) > 1e-6
+        assert sum(epoch["clipped_steps"] for epoch in history) == (steps if clip else 0)
+    frozen = dataclasses.replace(TINY, epochs=1, lr=0.0, lr_min=0.0)
+    fit(short_md, tmp_path / "frozen", frozen, n_members=1, device="cpu", progress=False)
+    untrained = json.loads((tmp_path / "frozen" / "member_0" / "history.json").read_text())
+    assert losses[0.0] < 0.7 * untrained[0]["loss"]
+    assert losses[1e-9] > 0.95 * untrained[0]["loss"]

@@ -76,6 +76,12 @@ class Attribution:
         """Σ A_j - (F(z) - F(z')), in the coordinate's unit."""
         return float(self.values.sum() - (self.output - self.baseline_output))
 
+    @property
+    def relative_completeness_error(self) -> float:
+        """|completeness_error| over |F(z) - F(z')|."""
+        return abs(self.completeness_error) / max(abs(self.output - self.baseline_output),
+                                                  1e-300)
+
     def table(self, top: int | None = None) -> list[tuple[str, float, float, float]]:
         """(label, input, baseline, attribution) rows by decreasing |attribution|."""
         order = np.argsort(-np.abs(self.values), kind="stable")[:top]

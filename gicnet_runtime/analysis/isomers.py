@@ -6,7 +6,8 @@ every one of them lies at least ``margin`` away from the 90° dividing line on t
 side, "undecided" when the molecule is still crossing (or sits on the line).  Over many
 starts, :func:`cis_fraction` gives the fraction of cis outcomes among the decided ones
 with its binomial standard error, and :func:`agreement` how often two sets of runs from
-the same starts (a model and the reference) end in the same isomer.
+the same starts (a model and the reference) end in the same isomer.  :func:`transition_frame`
+dates a trajectory's isomerization: the first frame after its last crossing of the 90° line.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ def outcome(dihedral_rad: np.ndarray, window: int = 1,
     if np.all(last > np.pi / 2 + margin_rad):
         return TRANS
     return UNDECIDED
+
+
+def transition_frame(dihedral_rad: np.ndarray) -> int | None:
+    """The first frame on the final side of the 90° line after the dihedral's last crossing
+    of it, or None when it never crosses; dihedral (T,) rad per frame."""
+    phi = np.abs(wrap_angle(np.asarray(dihedral_rad, dtype=np.float64)))
+    if phi.ndim != 1 or not np.all(np.isfinite(phi)):
+        raise InputError("a transition needs a finite dihedral per frame")
+    crossings = np.nonzero(np.diff(phi < np.pi / 2))[0]
+    return int(crossings[-1]) + 1 if crossings.size else None
 
 
 @dataclasses.dataclass(frozen=True)
