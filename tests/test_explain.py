@@ -185,6 +185,10 @@ def test_summary_over_frames_against_the_frames_themselves(shipped_frames):
     for k, frame in enumerate(frames):  # completeness, frame by frame
         assert summary.completeness[k] == pytest.approx(frame.completeness_error)
         assert summary.changes[k] == pytest.approx(frame.output - frame.baseline_output)
+        assert frame.relative_completeness_error == pytest.approx(
+            abs(frame.completeness_error) / abs(frame.output - frame.baseline_output))
+        assert summary.relative_completeness[k] == pytest.approx(
+            frame.relative_completeness_error)
     assert summary.relative_completeness.max() < 0.05
     top = summary.table(3)
     assert abs(top[0]["mean"]) >= abs(top[1]["mean"]) >= abs(top[2]["mean"])
