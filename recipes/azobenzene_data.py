@@ -57,6 +57,13 @@ SETTINGS = ROOT / "recipes" / "azobenzene_data.json"
 CHECKSUM = ROOT / "recipes" / "azobenzene_data.sha256"
 DEFAULT_OUT = ROOT / "data" / "azobenzene"
 CNNC = azobenzene_scan.CNNC
+#: A run's outcome is read over its last this-many fs.
+OUTCOME_WINDOW_FS = 10.0
+
+
+def outcome_window(frame_fs: float) -> int:
+    """Frames in OUTCOME_WINDOW_FS at ``frame_fs`` fs per frame (at least 1)."""
+    return max(1, round(OUTCOME_WINDOW_FS / frame_fs))
 
 
 def barrier_top(settings: dict, out: Path):
@@ -145,7 +152,7 @@ def run_trajectory(settings: dict, seed: int, top):
     kinetic = np.concatenate([backward[3][::-1], forward[3][1:]])
     time_fs = np.arange(len(positions)) * dt * settings["save_every"]
     cnnc = dihedral_rad(positions, CNNC)
-    window = max(1, round(10.0 / (dt * settings["save_every"])))  # the last 10 fs
+    window = outcome_window(dt * settings["save_every"])
     start, end = outcome(cnnc[::-1], window), outcome(cnnc, window)
     crossed = transition_frame(cnnc)
     info = {key: settings[key] for key in ("engine", "temperature_K", "dt_fs", "restraint",

@@ -43,10 +43,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing gicnet
 sys.path.insert(0, str(ROOT / "recipes"))
 
+import azobenzene_data  # noqa: E402
 import azobenzene_scan  # noqa: E402
 
 from gicnet_runtime.analysis import isomers  # noqa: E402
-from gicnet_runtime.core.internal import Coordinate, angles  # noqa: E402
+from gicnet_runtime.core.internal import Coordinate, angles, wrap_angle  # noqa: E402
 
 DATA = ROOT / "data" / "azobenzene"
 MODEL = ROOT / "exported" / "azobenzene"
@@ -62,8 +63,6 @@ VARIANTS = (("main", 10.0, "trans minimum", 100),
             ("own structure at rest", 10.0, "own", 100),
             ("lead 5 fs", 5.0, "trans minimum", 100),
             ("lead 20 fs", 20.0, "trans minimum", 100))
-#: The outcome is read over this last stretch of a run, fs.
-OUTCOME_WINDOW_FS = 10.0
 TOP = 15
 #: A frame enters the aggregate when its completeness error is at most this fraction of
 #: its change; one above it is integrated again with RETRY_STEPS, and left out (listed)
@@ -100,7 +99,7 @@ def outcomes(model, heldout, **unrolling) -> dict:
     vel = np.stack([t.velocities[r] for t, r in zip(heldout, starts)])
     half = heldout[0].info["half_fs"]
     dt = heldout[0].info["dt_fs"] * heldout[0].info["save_every"]
-    window = round(OUTCOME_WINDOW_FS / dt)
+    window = azobenzene_data.outcome_window(dt)
     start = time.perf_counter()
     for way, sign in (("forward", 1.0), ("backward", -1.0)):
         trajs = model.propagate(pos, sign * vel, duration_fs=half, dt_fs=dt, unphysical="warn",
@@ -171,10 +170,9 @@ def attributions(model, trajs, trans_minimum) -> dict:
                 a = integrated_gradients(model, pos, vel, CNNC, EXPLAIN_AT_FS, base,
                                          np.zeros_like(pos), n_steps)
                 if a.relative_completeness_error <= COMPLETENESS_LIMIT:
+                    found.append(a)
+                    kept.append(seed)
                     break
-            if a.relative_completeness_error <= COMPLETENESS_LIMIT:
-                found.append(a)
-                kept.append(seed)
             else:
                 left_out.append({"seed": seed, "relative_completeness_error":
                                  a.relative_completeness_error, "steps": n_steps})
@@ -196,6 +194,16 @@ def attributions(model, trajs, trans_minimum) -> dict:
         others = [row["input"] for row in result[name]["inputs"][:10]]
         result[name]["top10_overlap_with_main"] = len(set(top) & set(others))
     return result
+
+
+def _window_changes(values: np.ndarray, dihedral: np.ndarray, lag: int, end: int,
+                    usual_ends: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """|values[i] - values[i - lag]| per column (columns marked ``dihedral`` wrapped) for
+    i = ``end``, and its mean over i in ``usual_ends``; values (T, C)."""
+    change = values[lag:] - values[:-lag]
+    change[:, dihedral] = wrap_angle(change[:, dihedral])
+    change = np.abs(change)
+    return change[end - lag], change[[i - lag for i in usual_ends]].mean(axis=0)
 
 
 def cross_check(model, trajs, main: dict) -> dict:
@@ -232,20 +240,13 @@ def cross_check(model, trajs, main: dict) -> dict:
         extra = np.stack([angles(t.positions, *CNN), CNNC.value(t.positions)], axis=1)
         ends = [i for i in range(lag, len(q), round(BACKGROUND_EVERY_FS / dt))
                 if abs(i - i1) * dt > CLEAR_FS]
-        for values, dihedral, sink_before, sink_background in (
-                (q, np.arange(3 * n) % 3 == 2, before, background),
-                (extra, np.array([False, True]), None, None)):
-            change = np.abs(values[lag:] - values[:-lag])
-            change[:, dihedral] = np.abs(np.angle(np.exp(1j * (values[lag:, dihedral]
-                                                                - values[:-lag, dihedral]))))
-            at, usual = change[i1 - lag], change[[i - lag for i in ends]].mean(axis=0)
-            if sink_before is not None:
-                sink_before.append(at)
-                sink_background.append(usual)
-            else:
-                for k, key in enumerate(named):
-                    named[key][0].append(at[k])
-                    named[key][1].append(usual[k])
+        at, usual = _window_changes(q, np.arange(3 * n) % 3 == 2, lag, i1, ends)
+        before.append(at)
+        background.append(usual)
+        at, usual = _window_changes(extra, np.array([False, True]), lag, i1, ends)
+        for k, key in enumerate(named):
+            named[key][0].append(at[k])
+            named[key][1].append(usual[k])
     # per transition: its window's change over its trajectory's usual change
     ratios = np.asarray(before) / np.maximum(np.asarray(background), 1e-12)
     excess = ratios.mean(axis=0)

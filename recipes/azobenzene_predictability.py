@@ -52,7 +52,7 @@ def perturbed_outcomes(args) -> dict:
     kick = rng.normal(size=vel.shape)
     kick *= RELATIVE_NOISE * np.linalg.norm(vel, axis=1, keepdims=True) \
         / np.linalg.norm(kick, axis=1, keepdims=True)
-    window = max(1, round(10.0 / (settings["dt_fs"] * settings["save_every"])))
+    window = azobenzene_data.outcome_window(settings["dt_fs"] * settings["save_every"])
     n_steps = round(settings["half_fs"] / settings["dt_fs"])
     result = {"seed": info["seed"]}
     for way, sign, reference in (("forward", 1.0, info["end_isomer"]),

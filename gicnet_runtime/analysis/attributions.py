@@ -23,7 +23,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gicnet_runtime.analysis.explain import INPUT_KINDS, Attribution, input_kinds
+from gicnet_runtime.analysis.explain import (
+    INPUT_KINDS,
+    Attribution,
+    input_kinds,
+    relative_completeness,
+)
 from gicnet_runtime.errors import InputError
 
 
@@ -69,7 +74,7 @@ class AttributionSummary:
     @property
     def relative_completeness(self) -> np.ndarray:
         """(F,) |Σ A - (F(z) - F(z'))| / |F(z) - F(z')|."""
-        return np.abs(self.completeness) / np.maximum(np.abs(self.changes), 1e-300)
+        return relative_completeness(self.completeness, self.changes)
 
     def by_kind(self) -> list[dict]:
         """Per kind of input: the summed attribution per frame (mean and spread over

@@ -79,14 +79,20 @@ class Attribution:
     @property
     def relative_completeness_error(self) -> float:
         """|completeness_error| over |F(z) - F(z')|."""
-        return abs(self.completeness_error) / max(abs(self.output - self.baseline_output),
-                                                  1e-300)
+        return float(relative_completeness(self.completeness_error,
+                                           self.output - self.baseline_output))
 
     def table(self, top: int | None = None) -> list[tuple[str, float, float, float]]:
         """(label, input, baseline, attribution) rows by decreasing |attribution|."""
         order = np.argsort(-np.abs(self.values), kind="stable")[:top]
         return [(self.labels[i], float(self.inputs[i]), float(self.baseline[i]),
                  float(self.values[i])) for i in order]
+
+
+def relative_completeness(error, change):
+    """|Σ A - (F(z) - F(z'))| / |F(z) - F(z')| from the completeness error and the change
+    (numbers or arrays)."""
+    return np.abs(error) / np.maximum(np.abs(change), 1e-300)
 
 
 def input_labels(icdef: ICDefinition, atomic_numbers=None
