@@ -139,10 +139,10 @@ class TrainConfig:
     and corrupts the moment estimates; clipping at a few times the typical norm keeps such
     steps ordinary.  Each epoch's history records its largest norm and clipped steps.
 
-    ``time_budget_s`` (0 = off): after every epoch, the number of epochs is cut to what
-    fits the rest of the budget at the mean epoch time so far (at most ``epochs``; the
-    training loop's time, not loading data); the learning-rate schedule follows the new
-    length.  Lets one recipe fill a fixed slot on any hardware.
+    ``time_budget_s`` (0 = off): after every epoch, the number of epochs is re-planned to
+    what fits the rest of the budget at the mean epoch time so far (at most ``epochs``; the
+    training loop's time, not loading data; lengthened only in the schedule's first half);
+    the learning-rate schedule follows the new length.  Lets one recipe fill a fixed slot on any hardware.
     """
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)

@@ -110,14 +110,18 @@ def diverged_message(terms: dict[str, torch.Tensor], epoch: int, batch: int, n_b
             "learning rate (lr) or the energy weight (weights.energy), or set grad_clip")
 
 
-def planned_epochs(done: int, trained_s: float, budget_s: float, planned: int) -> int:
+def planned_epochs(done: int, trained_s: float, budget_s: float, planned: int,
+                   max_epochs: int) -> int:
     """Epochs to run in all under a time budget, re-planned after every epoch: those done,
     plus as many more as the remaining budget holds at the mean epoch time so far; never
-    more than already planned (the learning-rate schedule only ever shortens) nor fewer
-    than those done.  The budget counts the training loop, not loading data or building
+    more than ``max_epochs`` nor fewer than those done.  In the schedule's first half the
+    plan may grow (a slow first epoch, or a load that went away, would otherwise leave
+    budget unused); in its second half it only shortens, so the learning rate's decay is
+    never undone.  The budget counts the training loop, not loading data or building
     pairs."""
     more = int(max(budget_s - trained_s, 0.0) // (trained_s / done))
-    return max(done, min(planned, done + more))
+    cap = max_epochs if 2 * done <= planned else planned
+    return max(done, min(cap, done + more))
 
 
 def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out: Path,
@@ -203,7 +207,7 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
         state["epoch"], state["batch"] = epoch + 1, 0
         if cfg.time_budget_s > 0:
             state["epochs"] = planned_epochs(epoch + 1, trained_s(), cfg.time_budget_s,
-                                             state["epochs"])
+                                             state["epochs"], cfg.epochs)
         if cfg.patience > 0 and epoch + 1 - state["best_epoch"] >= cfg.patience:
             state["epochs"], state["stopped_early"] = epoch + 1, True
         save_last()

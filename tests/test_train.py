@@ -289,13 +289,15 @@ def test_time_budget_cuts_the_epochs(short_md, tmp_path):
 @pytest.mark.parametrize(("done", "trained_s", "planned", "expected"), [
     (1, 60.0, 200, 55),    # after epoch 1: 3300 s at 60 s per epoch
     (10, 750.0, 55, 44),   # epochs slowed to 75 s: 10 done + 2550 s / 75 s
-    (10, 500.0, 55, 55),   # faster than planned: never lengthened
+    (10, 500.0, 55, 66),   # faster than planned in the first half: 10 + 2800 s / 50 s
+    (2, 60.0, 44, 110),    # ... but never beyond the epochs setting
+    (30, 1500.0, 44, 44),  # faster in the second half: never lengthened
     (40, 3400.0, 44, 40),  # over the budget: stop now
 ])
 def test_the_time_budget_is_replanned_after_every_epoch(done, trained_s, planned, expected):
     from gicnet_train.train import planned_epochs
 
-    assert planned_epochs(done, trained_s, 3300.0, planned) == expected
+    assert planned_epochs(done, trained_s, 3300.0, planned, 110) == expected
 
 
 def test_members_train_separately_and_share_the_energy_model(short_md, tmp_path):
