@@ -70,6 +70,37 @@ def test_segment_errors_of_a_uniform_acceleration(models, references):
     assert max(out["bond_rmse_A"]) < 2e-5 and max(out["dihedral_rmse_deg"]) < 2e-3
 
 
+def test_bond_attenuation_recovers_a_known_shrinkage():
+    """An O-H "molecule" whose predicted stretch keeps 0.9 of the reference's displacement and
+    0.8 of its stretch rate, with motion across the bond that must not count."""
+    rng = np.random.default_rng(3)
+    b, eq = 64, 0.97
+    u = rng.normal(size=(b, 3))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    across = np.cross(u, rng.normal(size=(b, 3)))
+    r, rate, v0 = eq + rng.uniform(-0.08, 0.08, b), rng.normal(0, 0.02, b), rng.normal(0, 0.01, (b, 3))
+
+    def frames(length, stretch_rate):
+        pos = np.stack([np.zeros((b, 3)), length[:, None] * u], axis=1)
+        vel = np.stack([v0, v0 + stretch_rate[:, None] * u + across], axis=1)
+        return pos, vel
+
+    got = ev.bond_attenuation(*frames(eq + 0.9 * (r - eq), 0.8 * rate), *frames(r, rate),
+                              np.array([[0, 1]]), np.array([eq]), [8, 1])
+    assert set(got) == {"O-H"} and got["O-H"]["bonds"] == 1
+    assert got["O-H"]["displacement"] == pytest.approx(0.9, rel=1e-12)
+    assert got["O-H"]["rate"] == pytest.approx(0.8, rel=1e-12)
+
+
+def test_segment_end_attenuation_is_one_for_an_exact_model(models, references):
+    got = ev.segment_end_attenuation(models["free"], references, starts_per_reference=5)
+    assert set(got) == {"C-C", "C-H", "C-O", "O-H"}
+    assert sum(v["bonds"] for v in got.values()) == 8
+    for kind in got.values():
+        assert kind["displacement"] == pytest.approx(1.0, abs=1e-3)
+        assert kind["rate"] == pytest.approx(1.0, abs=1e-3)
+
+
 def test_stability_finds_the_first_broken_bond_of_free_flight(models):
     velocities = thermal_velocities(7, count=2, scale_A_per_fs=0.01)
     starts = [_free_flight(v, 1.0) for v in velocities]
@@ -133,6 +164,8 @@ def test_cli_evaluate_writes_report_and_plots(models, references, tmp_path):
     assert report["n_references"] == 3 and report["segment_errors"]["n_starts"] == 9
     assert report["segment_errors"]["cartesian_rmsd_A"][-1] == pytest.approx(
         0.5 * np.linalg.norm(ACCEL_A_PER_FS2) * 100.0, rel=1e-4)
+    assert report["segment_end_attenuation"]["O-H"]["displacement"] == pytest.approx(1.0,
+                                                                                     abs=1e-3)
     assert report["stability"]["count"] == 4
     assert all(r["reached_fs"] == 20.0 for r in report["stability"]["trajectories"])
     for name in ("segment_errors.png", "spectrum.png"):

@@ -5,7 +5,10 @@ Three measurements, each a pure function of a model and reference trajectories:
 1. :func:`segment_errors`: from reference frames as initial conditions, the model's
    one-call prediction at every reference frame time in [0, tc] against the reference
    frames: RMSE of bonds (Å), angles and dihedrals (deg) of the model's IC rows between
-   real atoms, and lab-frame Cartesian RMSD (Å, no alignment), each vs time.
+   real atoms, and lab-frame Cartesian RMSD (Å, no alignment), each vs time;
+   :func:`segment_end_attenuation`: whether the state at t = tc, which starts the next
+   segment when unrolling, carries the bond stretches' full amplitude (a slope below 1
+   loses vibrational energy at every segment boundary).
 2. :func:`stability`: long unrolled trajectories checked for bonds outside
    ``BOND_RANGE`` times their equilibrium (reference mean) length, non-finite values,
    runtime failures, and the physical-sanity checks of :mod:`gicnet_runtime.core.sanity`
@@ -30,7 +33,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from gicnet_runtime.analysis.spectrum import frame_spacing_fs
-from gicnet_runtime.core import internal, sanity
+from gicnet_runtime.core import elements, internal, sanity
 from gicnet_runtime.core.icdef import ICDefinition
 from gicnet_runtime.core.trajectory import Trajectory
 from gicnet_runtime.errors import InputError
@@ -149,6 +152,64 @@ def segment_errors(model, references: Sequence[Trajectory],
     msd = np.mean(np.sum((predicted - target) ** 2, axis=-1), axis=-1)
     out["cartesian_rmsd_A"] = np.sqrt(np.mean(msd, axis=0)).tolist()
     return out
+
+
+def segment_end_attenuation(model, references: Sequence[Trajectory],
+                            starts_per_reference: int) -> dict[str, dict[str, float]]:
+    """:func:`bond_attenuation` of the model's prediction at t = tc, the member the unrolling
+    would pick (``ensemble="select"``), from the same starts as :func:`segment_errors`;
+    equilibrium lengths are the references' mean bond lengths."""
+    tc = model.description.tc_fs
+    k = int(round(tc / frame_spacing_fs(references)))
+    pos0, vel0, pos_t, vel_t = [], [], [], []
+    for ref in references:
+        starts = segment_starts(ref.n_frames, k, starts_per_reference)
+        pos0.append(ref.positions[starts])
+        vel0.append(ref.velocities[starts])
+        pos_t.append(ref.positions[starts + k])
+        vel_t.append(ref.velocities[starts + k])
+    pos0, vel0 = np.concatenate(pos0), np.concatenate(vel0)
+    got = model.predict(pos0, vel0, np.array([tc]), ensemble="select", check=False)
+    bonds = coordinate_sets(ICDefinition(model.description.ic_rows))["bond"]
+    return bond_attenuation(got.positions[:, 0], got.velocities[:, 0], np.concatenate(pos_t),
+                            np.concatenate(vel_t), bonds,
+                            equilibrium_bonds_A(references, bonds),
+                            model.description.atomic_numbers)
+
+
+def bond_attenuation(positions: np.ndarray, velocities: np.ndarray, ref_positions: np.ndarray,
+                     ref_velocities: np.ndarray, bonds: np.ndarray, equilibrium_A: np.ndarray,
+                     atomic_numbers: Sequence[int]) -> dict[str, dict[str, float]]:
+    """How much of the reference's bond stretch a prediction keeps, per kind of bond.
+
+    For predicted and reference frames (B, N, 3) (positions Å, velocities Å/fs) and bonds
+    (P, 2) with equilibrium lengths (P,) Å: per element pair ("C-H", "O-H", ...), the
+    least-squares slope through the origin of the predicted displacement from equilibrium
+    on the reference's (``displacement``) and of the predicted stretch rate on the
+    reference's (``rate``), and the bonds' count.  1 keeps the amplitude; 0.98 loses 2 %
+    of it, about 4 % of the stretch's potential energy, per prediction."""
+    def stretch(pos, vel):
+        d = pos[:, bonds[:, 1]] - pos[:, bonds[:, 0]]
+        length = np.linalg.norm(d, axis=-1)
+        rate = np.sum(d * (vel[:, bonds[:, 1]] - vel[:, bonds[:, 0]]), axis=-1) / length
+        return length - equilibrium_A, rate
+
+    got, want = stretch(positions, velocities), stretch(ref_positions, ref_velocities)
+    kinds = np.array([_bond_kind(atomic_numbers[a], atomic_numbers[b]) for a, b in bonds])
+    out = {}
+    for kind in sorted(set(kinds.tolist())):
+        cols = kinds == kind
+        out[kind] = {name: float(np.sum(g[:, cols] * w[:, cols]) / np.sum(w[:, cols] ** 2))
+                     for name, g, w in zip(("displacement", "rate"), got, want)}
+        out[kind]["bonds"] = int(cols.sum())
+    return out
+
+
+def _bond_kind(z1: int, z2: int) -> str:
+    """Chemists' name of a bond's element pair: carbon first, hydrogen last ("C-H", "O-H")."""
+    def key(z):
+        return (0 if z == 6 else 2 if z == 1 else 1, elements.symbol(int(z)))
+    return "-".join(elements.symbol(int(z)) for z in sorted((z1, z2), key=key))
 
 
 def long_time_starts(references: Sequence[Trajectory], count: int

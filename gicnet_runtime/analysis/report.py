@@ -88,6 +88,8 @@ def run_evaluation(model, references: Sequence[Trajectory], settings: ev.Evaluat
                                  "n_references": len(references)}
     seg = ev.segment_errors(model, references, settings.starts_per_reference)
     report["segment_errors"] = seg
+    report["segment_end_attenuation"] = ev.segment_end_attenuation(
+        model, references, settings.starts_per_reference)
     plots.plot_segment_errors(out / "segment_errors.png", np.array(seg["times_fs"]),
                               {k: np.array(v) for k, v in seg.items()
                                if k.endswith(("_A", "_deg"))})
