@@ -203,3 +203,44 @@ def test_analysis_commands_never_import_torch(models, references, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(cli.__file__).parent,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_attenuation_undo_scales_only_the_bond_displacements():
+    """The diagnostic recipe's end-state surgery: gain 1 leaves the state as it was; gain 2
+    doubles every real-atom bond's displacement from its mean length and keeps the centre
+    of mass and its velocity."""
+    import dataclasses
+    import importlib.util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location(
+        "attenuation_undo", Path(__file__).resolve().parents[1] / "recipes" / "attenuation_undo.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+
+    @dataclasses.dataclass(frozen=True)
+    class Prediction:
+        end_positions: np.ndarray
+        end_velocities: np.ndarray
+
+    masses = np.asarray(ETHANOL_MASSES_AMU)
+    step = SimpleNamespace(model=SimpleNamespace(description=SimpleNamespace(
+        ic_rows=ETHANOL_IC_ROWS)), masses=masses)
+    velocities = thermal_velocities(5, count=3)
+    pos = np.broadcast_to(ETHANOL_POSITIONS_A, velocities.shape) + 0.03 * velocities
+    before = Prediction(pos[None], velocities[None])
+    bonds = ev.coordinate_sets(ICDefinition(ETHANOL_IC_ROWS))["bond"]
+    lengths = ev.coordinate_values(pos, {"bond": bonds})["bond"]
+    equilibrium = lengths.mean(axis=0) - 0.01
+    same = recipe.undo_attenuation(step, before, equilibrium, np.ones(len(bonds)))
+    np.testing.assert_allclose(same.end_positions, before.end_positions, atol=1e-12)
+    np.testing.assert_allclose(same.end_velocities, before.end_velocities, atol=1e-8)
+    doubled = recipe.undo_attenuation(step, before, equilibrium, np.full(len(bonds), 2.0))
+    got = ev.coordinate_values(doubled.end_positions[0], {"bond": bonds})["bond"]
+    np.testing.assert_allclose(got - equilibrium, 2.0 * (lengths - equilibrium), atol=1e-12)
+    def com(x):
+        return np.einsum("n,bnk->bk", masses, x) / masses.sum()
+
+    np.testing.assert_allclose(com(doubled.end_positions[0]), com(pos), atol=1e-12)
+    np.testing.assert_allclose(com(doubled.end_velocities[0]), com(velocities), atol=1e-12)

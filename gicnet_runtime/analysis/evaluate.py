@@ -195,7 +195,7 @@ def bond_attenuation(positions: np.ndarray, velocities: np.ndarray, ref_position
         return length - equilibrium_A, rate
 
     got, want = stretch(positions, velocities), stretch(ref_positions, ref_velocities)
-    kinds = np.array([_bond_kind(atomic_numbers[a], atomic_numbers[b]) for a, b in bonds])
+    kinds = np.array([bond_kind(atomic_numbers[a], atomic_numbers[b]) for a, b in bonds])
     out = {}
     for kind in sorted(set(kinds.tolist())):
         cols = kinds == kind
@@ -205,7 +205,7 @@ def bond_attenuation(positions: np.ndarray, velocities: np.ndarray, ref_position
     return out
 
 
-def _bond_kind(z1: int, z2: int) -> str:
+def bond_kind(z1: int, z2: int) -> str:
     """Chemists' name of a bond's element pair: carbon first, hydrogen last ("C-H", "O-H")."""
     def key(z):
         return (0 if z == 6 else 2 if z == 1 else 1, elements.symbol(int(z)))
