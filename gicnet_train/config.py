@@ -142,7 +142,8 @@ class TrainConfig:
     ``time_budget_s`` (0 = off): after every epoch, the number of epochs is re-planned to
     what fits the rest of the budget at the mean epoch time so far (at most ``epochs``; the
     training loop's time, not loading data; lengthened only in the schedule's first half);
-    the learning-rate schedule follows the new length.  Lets one recipe fill a fixed slot on any hardware.
+    the learning-rate schedule follows the new length.  Lets one recipe fill a fixed slot on
+    any hardware.
     """
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)

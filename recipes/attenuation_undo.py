@@ -33,16 +33,16 @@ OUT = ROOT / "docs" / "eval" / "attenuation_undo"
 RUNS = ROOT / "runs" / "attenuation_undo"
 
 
-def undo_attenuation(step, prediction, equilibrium_A: np.ndarray, gain: np.ndarray):
-    """``prediction`` (a SegmentPrediction of ``step``) with each member's end state's bond
-    displacements from ``equilibrium_A`` (P,) of the rows with a real first reference scaled
-    by ``gain`` (P,); internal rates, centre of mass, its velocity and the body frame kept."""
+def undo_attenuation(prediction, masses: np.ndarray, icdef, equilibrium_A: np.ndarray,
+                     gain: np.ndarray):
+    """``prediction`` (a SegmentPrediction) with each member's end state's bond displacements
+    from ``equilibrium_A`` (P,) scaled by ``gain`` (P,), P the :func:`gicnet_runtime.core.
+    internal.bond_rows` of ``icdef``; internal rates, centre of mass, its velocity and the
+    body frame kept.  masses (N,) amu."""
     from gicnet_runtime.core import internal
-    from gicnet_runtime.core.icdef import ICDefinition
 
-    icdef = ICDefinition(step.model.description.ic_rows)
-    real = np.flatnonzero(icdef.as_array()[:, 1] >= 0)
-    pos, vel, masses = prediction.end_positions, prediction.end_velocities, step.masses
+    real = internal.bond_rows(icdef)
+    pos, vel = prediction.end_positions, prediction.end_velocities
     ok = (np.all(np.isfinite(pos), axis=(-2, -1)) & np.all(np.isfinite(vel), axis=(-2, -1))
           )[..., None, None]
     q, q_dot, rotation = internal.to_internal(np.where(ok, pos, 0.0), np.where(ok, vel, 0.0),
@@ -72,7 +72,8 @@ def main() -> None:
     slopes = {kind: v["displacement"] for kind, v in
               json.loads(SHIPPED_REPORT.read_text())["segment_end_attenuation"].items()}
     desc = load_model().description
-    bonds = ev.coordinate_sets(ICDefinition(desc.ic_rows))["bond"]
+    icdef = ICDefinition(desc.ic_rows)
+    bonds = ev.coordinate_sets(icdef)["bond"]
     references = [read_trajectory(p) for p in sorted(REFERENCES.glob("*.h5"))]
     equilibrium = ev.equilibrium_bonds_A(references, bonds)
     z = desc.atomic_numbers
@@ -80,8 +81,8 @@ def main() -> None:
     predict = segment.SegmentStep.predict
 
     def patched(self, state, rows, reference, limits):
-        return undo_attenuation(self, predict(self, state, rows, reference, limits),
-                                equilibrium, gain)
+        return undo_attenuation(predict(self, state, rows, reference, limits), self.masses,
+                                icdef, equilibrium, gain)
 
     segment.SegmentStep.predict = patched
     OUT.mkdir(parents=True, exist_ok=True)

@@ -78,7 +78,8 @@ def test_bond_attenuation_recovers_a_known_shrinkage():
     u = rng.normal(size=(b, 3))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     across = np.cross(u, rng.normal(size=(b, 3)))
-    r, rate, v0 = eq + rng.uniform(-0.08, 0.08, b), rng.normal(0, 0.02, b), rng.normal(0, 0.01, (b, 3))
+    r, rate = eq + rng.uniform(-0.08, 0.08, b), rng.normal(0, 0.02, b)
+    v0 = rng.normal(0, 0.01, (b, 3))
 
     def frames(length, stretch_rate):
         pos = np.stack([np.zeros((b, 3)), length[:, None] * u], axis=1)
@@ -212,7 +213,6 @@ def test_attenuation_undo_scales_only_the_bond_displacements():
     import dataclasses
     import importlib.util
     from pathlib import Path
-    from types import SimpleNamespace
 
     spec = importlib.util.spec_from_file_location(
         "attenuation_undo", Path(__file__).resolve().parents[1] / "recipes" / "attenuation_undo.py")
@@ -225,20 +225,21 @@ def test_attenuation_undo_scales_only_the_bond_displacements():
         end_velocities: np.ndarray
 
     masses = np.asarray(ETHANOL_MASSES_AMU)
-    step = SimpleNamespace(model=SimpleNamespace(description=SimpleNamespace(
-        ic_rows=ETHANOL_IC_ROWS)), masses=masses)
+    icdef = ICDefinition(ETHANOL_IC_ROWS)
     velocities = thermal_velocities(5, count=3)
     pos = np.broadcast_to(ETHANOL_POSITIONS_A, velocities.shape) + 0.03 * velocities
     before = Prediction(pos[None], velocities[None])
-    bonds = ev.coordinate_sets(ICDefinition(ETHANOL_IC_ROWS))["bond"]
+    bonds = ev.coordinate_sets(icdef)["bond"]
     lengths = ev.coordinate_values(pos, {"bond": bonds})["bond"]
     equilibrium = lengths.mean(axis=0) - 0.01
-    same = recipe.undo_attenuation(step, before, equilibrium, np.ones(len(bonds)))
+    same = recipe.undo_attenuation(before, masses, icdef, equilibrium, np.ones(len(bonds)))
     np.testing.assert_allclose(same.end_positions, before.end_positions, atol=1e-12)
     np.testing.assert_allclose(same.end_velocities, before.end_velocities, atol=1e-8)
-    doubled = recipe.undo_attenuation(step, before, equilibrium, np.full(len(bonds), 2.0))
+    doubled = recipe.undo_attenuation(before, masses, icdef, equilibrium,
+                                      np.full(len(bonds), 2.0))
     got = ev.coordinate_values(doubled.end_positions[0], {"bond": bonds})["bond"]
     np.testing.assert_allclose(got - equilibrium, 2.0 * (lengths - equilibrium), atol=1e-12)
+
     def com(x):
         return np.einsum("n,bnk->bk", masses, x) / masses.sum()
 

@@ -116,26 +116,31 @@ def segment_starts(n_frames: int, frames_per_segment: int, count: int) -> np.nda
     return np.unique(np.linspace(0, last, min(count, last + 1)).round().astype(np.int64))
 
 
-def segment_errors(model, references: Sequence[Trajectory],
-                   starts_per_reference: int) -> dict[str, object]:
-    """Prediction errors vs time within the segment (see the module docstring).
-
-    Returns times_fs (K,), bond_rmse_A, angle_rmse_deg, dihedral_rmse_deg and
-    cartesian_rmsd_A (K,) lists, and n_starts."""
+def segment_samples(model, references: Sequence[Trajectory], starts_per_reference: int
+                    ) -> tuple[int, float, list[tuple[Trajectory, np.ndarray]]]:
+    """The frames per segment k (the reference frame spacing must divide tc), the spacing
+    dt (fs) and, per reference, its :func:`segment_starts`."""
     tc = model.description.tc_fs
     dt = frame_spacing_fs(references)
     per_segment = tc / dt
     if abs(per_segment - round(per_segment)) > FRAME_RTOL * per_segment:
         raise InputError(f"reference frames {dt:g} fs apart do not divide tc = {tc:g} fs")
     k = int(round(per_segment))
+    return k, dt, [(ref, segment_starts(ref.n_frames, k, starts_per_reference))
+                   for ref in references]
+
+
+def segment_errors(model, references: Sequence[Trajectory],
+                   starts_per_reference: int) -> dict[str, object]:
+    """Prediction errors vs time within the segment (see the module docstring).
+
+    Returns times_fs (K,), bond_rmse_A, angle_rmse_deg, dihedral_rmse_deg and
+    cartesian_rmsd_A (K,) lists, and n_starts."""
+    k, dt, samples = segment_samples(model, references, starts_per_reference)
     offsets = np.arange(k + 1)
-    pos0, vel0, target = [], [], []
-    for ref in references:
-        starts = segment_starts(ref.n_frames, k, starts_per_reference)
-        pos0.append(ref.positions[starts])
-        vel0.append(ref.velocities[starts])
-        target.append(ref.positions[starts[:, None] + offsets])
-    pos0, vel0, target = np.concatenate(pos0), np.concatenate(vel0), np.concatenate(target)
+    pos0 = np.concatenate([ref.positions[starts] for ref, starts in samples])
+    vel0 = np.concatenate([ref.velocities[starts] for ref, starts in samples])
+    target = np.concatenate([ref.positions[starts[:, None] + offsets] for ref, starts in samples])
     # Unchecked: a poor model's unphysical frames are what these errors measure.
     predicted = model.predict(pos0, vel0, offsets * dt, check=False).positions
     sets = coordinate_sets(ICDefinition(model.description.ic_rows))
@@ -159,20 +164,16 @@ def segment_end_attenuation(model, references: Sequence[Trajectory],
     """:func:`bond_attenuation` of the model's prediction at t = tc, the member the unrolling
     would pick (``ensemble="select"``), from the same starts as :func:`segment_errors`;
     equilibrium lengths are the references' mean bond lengths."""
-    tc = model.description.tc_fs
-    k = int(round(tc / frame_spacing_fs(references)))
-    pos0, vel0, pos_t, vel_t = [], [], [], []
-    for ref in references:
-        starts = segment_starts(ref.n_frames, k, starts_per_reference)
-        pos0.append(ref.positions[starts])
-        vel0.append(ref.velocities[starts])
-        pos_t.append(ref.positions[starts + k])
-        vel_t.append(ref.velocities[starts + k])
-    pos0, vel0 = np.concatenate(pos0), np.concatenate(vel0)
-    got = model.predict(pos0, vel0, np.array([tc]), ensemble="select", check=False)
+    k, _, samples = segment_samples(model, references, starts_per_reference)
+
+    def frames(field, offset):
+        return np.concatenate([getattr(ref, field)[starts + offset] for ref, starts in samples])
+
+    got = model.predict(frames("positions", 0), frames("velocities", 0),
+                        np.array([model.description.tc_fs]), ensemble="select", check=False)
     bonds = coordinate_sets(ICDefinition(model.description.ic_rows))["bond"]
-    return bond_attenuation(got.positions[:, 0], got.velocities[:, 0], np.concatenate(pos_t),
-                            np.concatenate(vel_t), bonds,
+    return bond_attenuation(got.positions[:, 0], got.velocities[:, 0], frames("positions", k),
+                            frames("velocities", k), bonds,
                             equilibrium_bonds_A(references, bonds),
                             model.description.atomic_numbers)
 

@@ -161,10 +161,15 @@ def to_body_cartesian(q: np.ndarray, q_dot: np.ndarray,
     return pos, vel
 
 
+def bond_rows(icdef: ICDefinition) -> np.ndarray:
+    """(P,) indices of the rows whose first reference is a real atom: their distance is a
+    bond between real atoms."""
+    return np.flatnonzero(icdef.as_array()[:, 1] >= 0)
+
+
 def row_bonds(icdef: ICDefinition) -> np.ndarray:
-    """(P, 2) atom pairs (atom, ref1) of the rows whose first reference is a real atom."""
-    rows = icdef.as_array()
-    return rows[rows[:, 1] >= 0][:, :2]
+    """(P, 2) atom pairs (atom, ref1) of the :func:`bond_rows`."""
+    return icdef.as_array()[bond_rows(icdef), :2]
 
 
 def row_angles(icdef: ICDefinition) -> np.ndarray:
