@@ -87,6 +87,9 @@ class LossWeights:
     angle error; bond errors are typically 2x smaller than angle errors (in these units),
     so equal weights give both a similar share of the loss.  The energy term is a weak
     regulariser: 0.05/eV makes a 0.04 eV (1 kcal/mol) drift count like 0.002 Å.
+    ``amplitude`` (1/Å, 0 = off) weights the RMSE of the bonds' vibrational amplitudes
+    (:func:`gicnet_train.loss.bond_amplitude_error`), which counters the least-squares
+    shrinkage of fast stretches towards their mean length.
     """
 
     distance: float = 1.0
@@ -94,6 +97,7 @@ class LossWeights:
     dihedral: float = 1.0
     rate_time_fs: float = RATE_TIME_FS
     energy: float = 0.05
+    amplitude: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,9 @@
-"""Weighted RMSE of distances, angles, dihedrals and their rates."""
+"""Weighted RMSE of distances, angles, dihedrals and their rates, and of the bonds'
+vibrational amplitudes."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -30,10 +33,43 @@ def rmse_terms(q: torch.Tensor, q_dot: torch.Tensor, q_ref: torch.Tensor,
     return out
 
 
+def bond_amplitude_error(q: torch.Tensor, q_dot: torch.Tensor, q_ref: torch.Tensor,
+                         q_dot_ref: torch.Tensor, weights_t: torch.Tensor, rows: torch.Tensor,
+                         mean: torch.Tensor, std: torch.Tensor,
+                         rate_std: torch.Tensor) -> torch.Tensor:
+    """RMSE (Å) of the bonds' vibrational amplitudes over (B, K, N, 3) predictions.
+
+    A bond of length r vibrating about its mean length r_m at angular frequency w has the
+    squared amplitude A^2 = (r - r_m)^2 + (dr/dt / w)^2, which does not depend on the
+    vibration's phase.  The coordinate terms are least-squares fits of r itself: where the
+    phase of a fast stretch at t is uncertain, their optimum shrinks its displacement
+    towards the mean (measured: the O-H stretch keeps 0.984 of it at t = tc, and the
+    unrolled trajectory loses that much at every segment end).  This term asks for the
+    amplitude alone, which the initial state determines far better than the phase.
+
+    ``rows`` (P,) are the IC rows whose distance is a bond; ``mean``, ``std`` and
+    ``rate_std`` (N,) are the training data's per-row mean distance, its spread and its
+    rate's spread (the model's input scaling), which give r_m and w = rate_std / std.  The
+    error of A^2 is divided by 2 sqrt(2) std, the derivative of A^2 at the typical
+    amplitude sqrt(2) std, so the term reads in Å like the distance term.
+    """
+    col = geo.DISTANCE
+    r_m, s, w = mean[rows], std[rows], rate_std[rows] / std[rows]
+
+    def squared_amplitude(r: torch.Tensor, r_dot: torch.Tensor) -> torch.Tensor:
+        return (r[..., rows, col] - r_m) ** 2 + (r_dot[..., rows, col] / w) ** 2
+
+    error = (squared_amplitude(q, q_dot) - squared_amplitude(q_ref, q_dot_ref)) \
+        / (2.0 * math.sqrt(2.0) * s)
+    return torch.sqrt((error ** 2 * weights_t.unsqueeze(-1)).mean())
+
+
 def total_loss(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.Tensor:
     """Weighted sum of the RMSE terms (dimensionless)."""
     loss = sum(getattr(weights, n) * (terms[n] + weights.rate_time_fs * terms[n + "_rate"])
                for n in TERMS)
+    if "amplitude" in terms:
+        loss = loss + weights.amplitude * terms["amplitude"]
     if "energy" in terms:
         loss = loss + weights.energy * terms["energy"]
     return loss

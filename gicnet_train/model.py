@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from gicnet_runtime.core.icdef import ICDefinition
+from gicnet_runtime.core.internal import bond_rows
 from gicnet_train import geometry as geo
 
 # The settings live with the other training settings (torch-free, for the command line).
@@ -99,6 +100,9 @@ class GICnet(nn.Module):
         # Scaling buffers (set from training data by set_scaling); shapes (N, 3).
         for name in ("q_mean", "q_std", "rate_std", "out_scale"):
             self.register_buffer(name, torch.ones(n, 3))
+        # The rows whose distance is a bond between real atoms (not saved: the IC
+        # definition gives them).
+        self.register_buffer("bond_rows", torch.as_tensor(bond_rows(icdef)), persistent=False)
         self.n_features = 2 * n + 2 * n + 3 * n  # r, theta; sin/cos phi; rates
         if config.head == "basis":
             self.net = MLP(self.n_features, config.hidden, 3 * n * config.n_basis)

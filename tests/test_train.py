@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from gicnet_runtime.core.internal import bond_rows
 from gicnet_train import checkpoint as ckpt
 from gicnet_train import geometry as geo
 from gicnet_train.config import EnergyTrainConfig, TrainConfig
 from gicnet_train.energy import EnergyModel
 from gicnet_train.fit import fit, load_member, member_report
 from gicnet_train.icbuild import build_icdef
-from gicnet_train.loss import rmse_terms, time_weights, total_loss
+from gicnet_train.loss import bond_amplitude_error, rmse_terms, time_weights, total_loss
 from gicnet_train.mlp import MLP, gelu, gelu_derivative
 from gicnet_train.model import GICnet, ModelConfig, chebyshev, gate
 from gicnet_train.pairs import build_pairs, split_by_trajectory
@@ -362,3 +363,60 @@ def test_grad_clip_scales_every_step_and_the_history_counts_them(short_md, tmp_p
     drop, clipped_drop = (untrained[0]["distance"] - losses[c] for c in (0.0, 1e-9))
     assert drop > 0.05 * untrained[0]["distance"]
     assert abs(clipped_drop) < 0.2 * drop
+
+
+def harmonic_bonds(gain=1.0, phase_shift=0.0, n=4, k=6):
+    """(q, q_dot) of 3 rows whose distances vibrate harmonically (row 0 is no bond), the
+    rows' mean, spread and rate spread, and the amplitudes: a prediction with its
+    displacement scaled by ``gain`` and its phase shifted by ``phase_shift``."""
+    mean = torch.tensor([2.0, 1.0, 1.1], dtype=torch.float64)
+    omega = torch.tensor([0.3, 0.6, 0.7], dtype=torch.float64)
+    amp = torch.tensor([0.05, 0.03, 0.04], dtype=torch.float64)
+    t = torch.linspace(0.5, 10.0, k, dtype=torch.float64)[:, None]
+    phase = torch.linspace(0.0, 5.0, n, dtype=torch.float64)[:, None, None] + phase_shift
+    q = torch.zeros(n, k, 3, 3, dtype=torch.float64)
+    q_dot = torch.zeros_like(q)
+    q[..., geo.DISTANCE] = mean + gain * amp * torch.sin(omega * t + phase)
+    q_dot[..., geo.DISTANCE] = gain * amp * omega * torch.cos(omega * t + phase)
+    std = amp / np.sqrt(2.0)  # a harmonic coordinate's spread
+    return q, q_dot, mean, std, std * omega, amp
+
+
+def test_bond_amplitude_error_ignores_the_phase_and_measures_the_shrinkage():
+    """A phase error leaves the squared amplitude (r - r_m)^2 + (dr/dt / w)^2 of every bond
+    as it is; a displacement scaled by g changes it by (g^2 - 1) A^2, read in Å as
+    (g^2 - 1) A^2 / (2 sqrt(2) std) = (g^2 - 1) A / 2 per bond; row 0 is not a bond."""
+    rows = torch.tensor([1, 2])
+    q, q_dot, mean, std, rate_std, amp = harmonic_bonds()
+    ones = torch.ones(q.shape[:2], dtype=torch.float64)
+    shifted = harmonic_bonds(phase_shift=0.9)
+    assert bond_amplitude_error(*shifted[:2], q, q_dot, ones, rows, mean, std,
+                                rate_std).item() == pytest.approx(0.0, abs=1e-12)
+    gain = 0.98
+    shrunk = harmonic_bonds(gain=gain)
+    expected = np.sqrt(np.mean(((gain ** 2 - 1.0) * amp[1:].numpy() / 2.0) ** 2))
+    got = bond_amplitude_error(*shrunk[:2], q, q_dot, ones, rows, mean, std, rate_std)
+    assert got.item() == pytest.approx(expected, rel=1e-9)
+    other = shrunk[0].clone()
+    other[:, :, 0, geo.DISTANCE] += 0.3  # not a bond row: no change
+    assert bond_amplitude_error(other, shrunk[1], q, q_dot, ones, rows, mean, std,
+                                rate_std).item() == pytest.approx(got.item(), rel=1e-12)
+
+
+def test_the_amplitude_term_joins_the_loss_with_its_weight(molecule, short_md):
+    """weights.amplitude > 0 adds the term on the model's bond rows (those of
+    gicnet_runtime.core.internal.bond_rows, not saved with the weights) to the loss."""
+    traj, icdef = molecule
+    pairs = build_pairs(short_md[:1], icdef, 10.0, stride=20)
+    model = random_model(molecule, dtype=torch.float32)
+    model.set_scaling(pairs.q0, pairs.q0_dot, pairs.q[:, -1])
+    assert model.bond_rows.tolist() == bond_rows(icdef).tolist()
+    assert "bond_rows" not in model.state_dict()
+    idx = torch.arange(0, 12)
+    assert "amplitude" not in batch_terms(model, pairs, idx, TINY, None)
+    cfg = dataclasses.replace(TINY, weights=dataclasses.replace(TINY.weights, amplitude=2.0))
+    terms = batch_terms(model, pairs, idx, cfg, None)
+    assert terms["amplitude"].item() > 0
+    without = {k: v for k, v in terms.items() if k != "amplitude"}
+    assert total_loss(terms, cfg.weights).item() == pytest.approx(
+        total_loss(without, cfg.weights).item() + 2.0 * terms["amplitude"].item(), rel=1e-6)
