@@ -40,7 +40,8 @@ SETTING_OPTIONS = {
     "n_basis": "model.n_basis", "gate_width_fs": "model.gate_width_fs", "epochs": "epochs",
     "patience": "patience", "batch_size": "batch_size", "lr": "lr", "stride": "stride",
     "times_per_pair": "times_per_pair", "energy_epochs": "energy.epochs",
-    "energy_weight": "weights.energy", "seed": "seed", "time_budget_s": "time_budget_s",
+    "energy_weight": "weights.energy", "amplitude_weight": "weights.amplitude", "seed": "seed",
+    "time_budget_s": "time_budget_s",
     "checkpoint_every_s": "checkpoint_every_s",
 }
 
@@ -99,6 +100,9 @@ def _setting(flag: str, kind, help_text: str):
 @_setting("--times-per-pair", int, "Target times drawn per initial condition and step (0 = all).")
 @_setting("--energy-epochs", int, "Epochs of the auxiliary energy model.")
 @_setting("--energy-weight", float, "Weight of the energy-consistency term, 1/eV (0 = off).")
+@_setting("--amplitude-weight", float,
+          "Weight of the bond-amplitude term, 1/Å (0 = off): counters the damping of fast "
+          "stretches at the segment's end.")
 @_setting("--gate-width-fs", float, "a in the gate f(t) = 1 - exp(-(t/a)^2), fs.")
 @click.option("--ic", "ic_file", type=click.Path(dir_okay=False), default=None,
               help="IC definition (.ic, MLatom format); default: built from the first frame.")

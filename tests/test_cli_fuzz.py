@@ -131,6 +131,7 @@ COMMANDS = {
                  n_basis=_ints(1, 8), patience=_ints(0, 3), batch_size=_ints(1, 64),
                  lr=_floats(1e-4, 1e-2), stride=_ints(1, 8), times_per_pair=_ints(0, 4),
                  energy_epochs=_ints(1, 3), energy_weight=_floats(0, 1),
+                 amplitude_weight=_floats(0, 5),
                  gate_width_fs=_floats(0.5, 5), frame_spacing_fs=_floats(0.1, 2),
                  threads=THREADS, time_budget_s=_floats(0, 10),
                  checkpoint_every_s=_floats(0, 60), seed=_ints(0, 10),
