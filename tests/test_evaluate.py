@@ -91,6 +91,29 @@ def test_bond_attenuation_recovers_a_known_shrinkage():
     assert set(got) == {"O-H"} and got["O-H"]["bonds"] == 1
     assert got["O-H"]["displacement"] == pytest.approx(0.9, rel=1e-12)
     assert got["O-H"]["rate"] == pytest.approx(0.8, rel=1e-12)
+    assert got["O-H"]["displacement_rms"] == pytest.approx(0.9, rel=1e-12)
+    assert got["O-H"]["rate_rms"] == pytest.approx(0.8, rel=1e-12)
+
+
+def test_bond_attenuation_tells_a_phase_error_from_a_shrinkage():
+    """Harmonic O-H stretches predicted a quarter period late: the slope of displacement on
+    the reference's is 0 (uncorrelated), while the RMS ratios keep the full amplitude."""
+    b, eq, omega = 400, 0.97, 0.7
+    phase = np.linspace(0.0, 2.0 * np.pi, b, endpoint=False)
+    u = np.tile([0.0, 0.0, 1.0], (b, 1))
+
+    def frames(shift):
+        length = eq + 0.05 * np.sin(phase + shift)
+        rate = 0.05 * omega * np.cos(phase + shift)
+        return (np.stack([np.zeros((b, 3)), length[:, None] * u], axis=1),
+                np.stack([np.zeros((b, 3)), rate[:, None] * u], axis=1))
+
+    got = ev.bond_attenuation(*frames(np.pi / 2), *frames(0.0), np.array([[0, 1]]),
+                              np.array([eq]), [8, 1])["O-H"]
+    assert got["displacement"] == pytest.approx(0.0, abs=1e-12)
+    assert got["rate"] == pytest.approx(0.0, abs=1e-12)
+    assert got["displacement_rms"] == pytest.approx(1.0, rel=1e-12)
+    assert got["rate_rms"] == pytest.approx(1.0, rel=1e-12)
 
 
 def test_segment_end_attenuation_is_one_for_an_exact_model(models, references):

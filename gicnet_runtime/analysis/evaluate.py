@@ -188,7 +188,12 @@ def bond_attenuation(positions: np.ndarray, velocities: np.ndarray, ref_position
     least-squares slope through the origin of the predicted displacement from equilibrium
     on the reference's (``displacement``) and of the predicted stretch rate on the
     reference's (``rate``), and the bonds' count.  1 keeps the amplitude; 0.98 loses 2 %
-    of it, about 4 % of the stretch's potential energy, per prediction."""
+    of it, about 4 % of the stretch's potential energy, per prediction.
+
+    ``displacement_rms`` and ``rate_rms`` are the ratios of the predicted to the reference
+    RMS displacement and rate: the stretch's energy kept, whatever its phase.  A prediction
+    that is right on average but off in phase has a slope below 1 and RMS ratios of 1; one
+    pulled towards the mean has both below 1."""
     def stretch(pos, vel):
         d = pos[:, bonds[:, 1]] - pos[:, bonds[:, 0]]
         length = np.linalg.norm(d, axis=-1)
@@ -200,8 +205,11 @@ def bond_attenuation(positions: np.ndarray, velocities: np.ndarray, ref_position
     out = {}
     for kind in sorted(set(kinds.tolist())):
         cols = kinds == kind
-        out[kind] = {name: float(np.sum(g[:, cols] * w[:, cols]) / np.sum(w[:, cols] ** 2))
-                     for name, g, w in zip(("displacement", "rate"), got, want)}
+        out[kind] = {}
+        for name, g, w in zip(("displacement", "rate"), got, want):
+            g, w = g[:, cols], w[:, cols]
+            out[kind][name] = float(np.sum(g * w) / np.sum(w ** 2))
+            out[kind][name + "_rms"] = float(np.sqrt(np.sum(g ** 2) / np.sum(w ** 2)))
         out[kind]["bonds"] = int(cols.sum())
     return out
 
