@@ -6,8 +6,8 @@ stretch the prediction keeps at t = tc.
 Trains one member with the ethanol recipe's "train" settings (``weights.amplitude`` set to
 W, the time budget to ``--budget-s``) into ``runs/pilot/NAME``, reusing the energy model in
 ``--energy`` (a finished run's ``energy/`` folder: the same settings fit the same model), then
-exports it and writes ``runs/pilot/NAME/result.json``: the held-out segment errors
-(:func:`gicnet_runtime.analysis.evaluate.segment_errors`, starts every 5 fs) and
+exports it and writes ``runs/pilot/NAME/result.json``: the held-out errors that ``make
+model``'s report gives (``ethanol_model.heldout_errors``: starts every 5 fs) and
 :func:`gicnet_runtime.analysis.evaluate.segment_end_attenuation`.  Two pilots with one torch
 thread each run side by side on the 2-core machine under the same load; a few epochs say
 which way a setting moves the attenuation, not where a full run ends
@@ -23,16 +23,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing gicnet
 
 from gicnet_runtime.atomic import write_json  # noqa: E402
-
-#: Every REPORT_STRIDE-th held-out frame (0.5 fs apart) starts a measured segment.
-REPORT_STRIDE = 10
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -64,22 +58,19 @@ def main() -> None:
 
 
 def measure(out: Path, heldout: Path, weight: float) -> dict:
-    from gicnet_runtime.analysis.evaluate import segment_end_attenuation, segment_errors
+    from ethanol_model import heldout_errors, heldout_starts
+
+    from gicnet_runtime.analysis.evaluate import segment_end_attenuation
     from gicnet_runtime.core.model import load_model
     from gicnet_runtime.io.formats import read_trajectories
 
     references = read_trajectories(sorted(heldout.glob("*.h5")))
     model = load_model(out / "exported", device="cpu")
-    per_segment = round(model.description.tc_fs
-                        / (references[0].time_fs[1] - references[0].time_fs[0]))
-    starts = (references[0].n_frames - per_segment - 1) // REPORT_STRIDE + 1
-    errors = segment_errors(model, references, starts)
     history = json.loads((out / "member_0" / "history.json").read_text())
-    summary = {k: float(np.sqrt(np.mean(np.square(errors[k]))))
-               for k in ("bond_rmse_A", "angle_rmse_deg", "dihedral_rmse_deg")}
-    summary["cartesian_rmsd_at_tc_A"] = float(errors["cartesian_rmsd_A"][-1])
-    return {"amplitude_weight": weight, "epochs": len(history), "heldout": summary,
-            "attenuation": segment_end_attenuation(model, references, starts),
+    return {"amplitude_weight": weight, "epochs": len(history),
+            "heldout": heldout_errors(model, references),
+            "attenuation": segment_end_attenuation(model, references,
+                                                   heldout_starts(model, references)),
             "last_validation": history[-1]}
 
 

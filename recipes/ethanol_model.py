@@ -187,16 +187,27 @@ def report(settings: dict) -> dict:
 
 
 def ensemble_mean_report(settings: dict, heldout: list[Trajectory]) -> dict:
-    """The exported ensemble's mean prediction (``Model.predict``'s default), measured by the
-    runtime on segments started every REPORT_STRIDE-th held-out frame: RMSE over all times
-    in (0, tc] (bond Å, angle and dihedral rad) and the Cartesian RMSD at tc."""
-    from gicnet_runtime.analysis.evaluate import segment_errors
+    """The exported ensemble's mean prediction (``Model.predict``'s default), measured by
+    :func:`heldout_errors`."""
     from gicnet_runtime.core.model import load_model
 
-    model = load_model(ROOT / settings["export_dir"], device="cpu")
+    return heldout_errors(load_model(ROOT / settings["export_dir"], device="cpu"), heldout)
+
+
+def heldout_starts(model, heldout: list[Trajectory]) -> int:
+    """Segment starts per held-out trajectory: every REPORT_STRIDE-th frame that leaves a
+    whole segment after it."""
     per_segment = round(model.description.tc_fs / (heldout[0].time_fs[1] - heldout[0].time_fs[0]))
-    starts = (heldout[0].n_frames - per_segment - 1) // REPORT_STRIDE + 1
-    seg = segment_errors(model, heldout, starts)
+    return (heldout[0].n_frames - per_segment - 1) // REPORT_STRIDE + 1
+
+
+def heldout_errors(model, heldout: list[Trajectory]) -> dict:
+    """A runtime model's prediction (``Model.predict``'s default) on segments started at
+    :func:`heldout_starts`: RMSE over all times in (0, tc] (bond Å, angle and dihedral rad)
+    and the Cartesian RMSD at tc."""
+    from gicnet_runtime.analysis.evaluate import segment_errors
+
+    seg = segment_errors(model, heldout, heldout_starts(model, heldout))
 
     def overall(values: list[float]) -> float:  # equal counts per time: RMS of the RMSEs
         return float(np.sqrt(np.mean(np.square(values[1:]))))
