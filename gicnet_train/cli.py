@@ -40,7 +40,8 @@ SETTING_OPTIONS = {
     "n_basis": "model.n_basis", "gate_width_fs": "model.gate_width_fs", "epochs": "epochs",
     "patience": "patience", "batch_size": "batch_size", "lr": "lr", "stride": "stride",
     "times_per_pair": "times_per_pair", "energy_epochs": "energy.epochs",
-    "energy_weight": "weights.energy", "amplitude_weight": "weights.amplitude", "seed": "seed",
+    "energy_weight": "weights.energy", "amplitude_weight": "weights.amplitude",
+    "rollout_weight": "weights.rollout", "grad_clip": "grad_clip", "seed": "seed",
     "time_budget_s": "time_budget_s",
     "checkpoint_every_s": "checkpoint_every_s",
 }
@@ -103,6 +104,13 @@ def _setting(flag: str, kind, help_text: str):
 @_setting("--amplitude-weight", float,
           "Weight of the bond-amplitude term, 1/Å (0 = off): counters the damping of fast "
           "stretches at the segment's end.")
+@_setting("--rollout-weight", float,
+          "Weight of the chained second segment's terms (0 = off): the loss also scores a "
+          "segment started from the model's own prediction at tc (about 2x the step time).")
+@_setting("--grad-clip", float, "Clip the gradient norm at this value (0 = off).")
+@click.option("--init-from", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Fine-tune: start each member from this finished run's member (same data "
+                   "files and model settings; its energy model is reused).")
 @_setting("--gate-width-fs", float, "a in the gate f(t) = 1 - exp(-(t/a)^2), fs.")
 @click.option("--ic", "ic_file", type=click.Path(dir_okay=False), default=None,
               help="IC definition (.ic, MLatom format); default: built from the first frame.")
@@ -116,7 +124,7 @@ def _setting(flag: str, kind, help_text: str):
                    "energy model), e.g. to train members in parallel processes with --resume.")
 @limit_option("--max-parameters", MAX_PARAMETERS, "network parameters (at least, from --hidden)")
 def train(data, out_dir, config_file, n_members, device, resume, ic_file, frame_spacing_fs,
-          threads, only_members, max_parameters, **settings):
+          threads, only_members, max_parameters, init_from, **settings):
     """Train a GICnet ensemble on trajectory files DATA (H5MD, extxyz, .traj, MLatom npz;
     folders and quoted glob patterns are expanded)."""
     require_training()
@@ -146,7 +154,8 @@ def train(data, out_dir, config_file, n_members, device, resume, ic_file, frame_
         with graceful_stop() as stop:
             summary = fit(trajectories, out_dir, cfg, n_members=n_members, device=device,
                           resume=resume, icdef=icdef, sources=[str(p) for p in paths],
-                          members=members, should_stop=stop)
+                          members=members, should_stop=stop,
+                          init_from=Path(init_from) if init_from else None)
     except BaseException:
         _remove_if_empty_run(Path(out_dir), created)
         raise

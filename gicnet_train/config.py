@@ -89,7 +89,10 @@ class LossWeights:
     regulariser: 0.05/eV makes a 0.04 eV (1 kcal/mol) drift count like 0.002 Å.
     ``amplitude`` (1/Å, 0 = off) weights the RMSE of the bonds' vibrational amplitudes
     (:func:`gicnet_train.loss.bond_amplitude_error`), which counters the least-squares
-    shrinkage of fast stretches towards their mean length.
+    shrinkage of fast stretches towards their mean length.  ``rollout`` (0 = off) weights
+    the same coordinate and amplitude terms on a second, chained segment that starts from
+    the model's own prediction at t = tc (:func:`gicnet_train.rollout.rollout_term`), so the
+    loss sees what an unrolled trajectory carries across a segment boundary.
     """
 
     distance: float = 1.0
@@ -98,6 +101,7 @@ class LossWeights:
     rate_time_fs: float = RATE_TIME_FS
     energy: float = 0.05
     amplitude: float = 0.0
+    rollout: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ Run folder layout::
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def fit(trajectories: list[Trajectory], out: Path, cfg: TrainConfig, n_members: 
         device: str = "auto", resume: bool = False, icdef: ICDefinition | None = None,
         sources: list[str] | None = None, progress: bool = True,
         members: list[int] | None = None,
-        should_stop: Callable[[], bool] | None = None) -> dict[str, object]:
+        should_stop: Callable[[], bool] | None = None,
+        init_from: Path | None = None) -> dict[str, object]:
     """Train the energy model and ``n_members`` GICnet models; returns the summary.
 
     ``should_stop`` is polled after every training step; when it returns True, the member
@@ -71,6 +73,11 @@ def fit(trajectories: list[Trajectory], out: Path, cfg: TrainConfig, n_members: 
     ``resume`` continues the run in ``out``: ``cfg`` must equal its run.json settings
     except :data:`gicnet_train.config.RESUMABLE` ones (time budget, checkpoint interval),
     whose new values apply to the rest of the run and are recorded in run.json.
+
+    ``init_from`` (a finished run of the same molecule) fine-tunes it: member K starts from
+    that run's member_K/best.pt (weights and input scaling) instead of the frozen baseline,
+    with its IC definition, trajectory split and energy model; ``cfg`` gives the new
+    training settings (its model settings must equal that run's).
     """
     out = Path(out)
     if (out / "run.json").exists() and not resume:
@@ -81,9 +88,15 @@ def fit(trajectories: list[Trajectory], out: Path, cfg: TrainConfig, n_members: 
     todo = list(range(n_members)) if members is None else list(members)
     if any(not 0 <= k < n_members for k in todo):
         raise InputError(f"member indices must lie in 0..{n_members - 1}, got {todo}")
+    if init_from is not None:
+        icdef = _init_icdef(Path(init_from), cfg, out, todo)
     icdef = _run_icdef(trajectories[0], out, cfg, resume, icdef)
     train_ids, val_ids = _trajectory_split(len(trajectories), cfg)
-    _write_run(out, trajectories[0], cfg, icdef, sources, train_ids, val_ids)
+    if init_from is not None and \
+            ckpt.read_json(Path(init_from) / "run.json")["val_trajectories"] != val_ids:
+        raise InputError(f"--init-from {init_from} was validated on other trajectories: give "
+                         "it the same data files")
+    _write_run(out, trajectories[0], cfg, icdef, sources, train_ids, val_ids, init_from)
     energy = _energy_model(trajectories, train_ids, val_ids, cfg, out, dev, progress)
     if dev.type == "cuda":
         # TF32 matmuls: ~1e-3 relative rounding of the network's correction term, far
@@ -97,7 +110,7 @@ def fit(trajectories: list[Trajectory], out: Path, cfg: TrainConfig, n_members: 
         on_device = (train.to(dev), val.to(dev))
         for k in todo:
             _train_one(k, trajectories[0].masses, icdef, on_device, val, cfg, out, energy, dev,
-                       resume, progress, should_stop)
+                       resume, progress, should_stop, init_from)
     summary = {"energy": ckpt.read_json(out / "energy" / "metrics.json"),
                "members": [ckpt.read_json(out / f"member_{k}" / "final.json")
                            for k in range(n_members)
@@ -124,9 +137,30 @@ def _run_icdef(first: Trajectory, out: Path, cfg: TrainConfig, resume: bool,
     return icdef
 
 
+def _init_icdef(init_from: Path, cfg: TrainConfig, out: Path, todo: list[int]) -> ICDefinition:
+    """The IC definition of the run ``init_from`` that the members ``todo`` start from; its
+    energy model is copied into ``out`` (InputError if that run cannot be fine-tuned)."""
+    if not (init_from / "run.json").exists():
+        raise InputError(f"--init-from {init_from} holds no training run (run.json)")
+    run = ckpt.read_json(init_from / "run.json")
+    before = TrainConfig.from_dict(run["config"])
+    if before.model != cfg.model or before.seed != cfg.seed \
+            or before.val_fraction != cfg.val_fraction:
+        raise InputError(f"--init-from {init_from}: its model, seed and validation split "
+                         "settings must equal this run's")
+    missing = [k for k in todo if not (init_from / f"member_{k}" / "best.pt").exists()]
+    if missing or not (init_from / "energy" / "model.pt").exists():
+        raise InputError(f"--init-from {init_from} has no trained member(s) {missing} or no "
+                         "energy model")
+    if not (out / "energy" / "model.pt").exists():
+        shutil.copytree(init_from / "energy", out / "energy", dirs_exist_ok=True)
+    return ICDefinition(tuple(tuple(r) for r in run["ic_rows"]))
+
+
 def _write_run(out: Path, first: Trajectory, cfg: TrainConfig, icdef: ICDefinition,
-               sources: list[str] | None, train_ids: list[int], val_ids: list[int]) -> None:
-    ckpt.write_json({"config": cfg.to_dict(), "ic_rows": [list(r) for r in icdef.rows],
+               sources: list[str] | None, train_ids: list[int], val_ids: list[int],
+               init_from: Path | None = None) -> None:
+    ckpt.write_json({"init_from": None if init_from is None else str(init_from),"config": cfg.to_dict(), "ic_rows": [list(r) for r in icdef.rows],
                      "atomic_numbers": first.atomic_numbers.tolist(),
                      "masses_amu": first.masses.tolist(), "sources": sources or [],
                      "train_trajectories": train_ids, "val_trajectories": val_ids,
@@ -137,14 +171,18 @@ def _write_run(out: Path, first: Trajectory, cfg: TrainConfig, icdef: ICDefiniti
 
 def _train_one(k: int, masses, icdef: ICDefinition, on_device: tuple, val, cfg: TrainConfig,
                out: Path, energy: EnergyModel, dev: torch.device, resume: bool,
-               progress: bool, should_stop: Callable[[], bool] | None = None) -> None:
+               progress: bool, should_stop: Callable[[], bool] | None = None,
+               init_from: Path | None = None) -> None:
     """Train member ``k`` (seed cfg.seed + MEMBER_SEED_STEP k) on the (train, validation)
-    pairs ``on_device``; write its final.json, measured on the CPU copy ``val``."""
+    pairs ``on_device``, from ``init_from``'s member k when given; write its final.json,
+    measured on the CPU copy ``val``."""
     seed = cfg.seed + MEMBER_SEED_STEP * k
     torch.manual_seed(seed)
     train_d, val_d = on_device
     model = GICnet(icdef, masses, cfg.model).to(dev)
     model.set_scaling(train_d.q0, train_d.q0_dot, train_d.q[:, -1])
+    if init_from is not None:
+        model.load_state_dict(ckpt.load(Path(init_from) / f"member_{k}" / "best.pt")["model"])
     member_dir = out / f"member_{k}"
     result = train_member(model, train_d, val_d, dataclasses.replace(cfg, seed=seed), member_dir,
                           energy, resume, progress, should_stop)

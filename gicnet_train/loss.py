@@ -70,6 +70,8 @@ def total_loss(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.Te
                for n in TERMS)
     if "amplitude" in terms:
         loss = loss + weights.amplitude * terms["amplitude"]
+    if "rollout" in terms:
+        loss = loss + weights.rollout * terms["rollout"]
     if "energy" in terms:
         loss = loss + weights.energy * terms["energy"]
     return loss

@@ -131,3 +131,22 @@ def split_by_trajectory(pairs: Pairs, train_ids: list[int]) -> tuple[Pairs, Pair
     mask = is_train[pairs.trajectory]
     return (pairs.subset(torch.nonzero(mask).squeeze(1)),
             pairs.subset(torch.nonzero(~mask).squeeze(1)))
+
+
+def successors(pairs: Pairs, stride: int) -> torch.Tensor:
+    """(M,) for each pair the index of the pair that starts tc later on the same trajectory
+    (its targets continue this pair's), or -1 where the trajectory ends first.
+
+    Pairs of one trajectory are consecutive and in start order, ``stride`` frames apart (as
+    :func:`build_pairs` and :func:`split_by_trajectory` keep them), so the successor lies
+    K / stride pairs further on, K = len(pairs.times)."""
+    k = len(pairs.times)
+    if k % stride:
+        raise InputError(f"tc spans {k} frames, not a multiple of the stride {stride}: the "
+                         "pair starting at tc does not exist")
+    index = torch.arange(len(pairs), device=pairs.trajectory.device)
+    later = index + k // stride
+    same = torch.zeros_like(index, dtype=torch.bool)
+    inside = later < len(pairs)
+    same[inside] = pairs.trajectory[later[inside]] == pairs.trajectory[inside]
+    return torch.where(same, later, torch.full_like(index, -1))

@@ -26,7 +26,8 @@ from gicnet_train.config import TrainConfig
 from gicnet_train.energy import EnergyModel
 from gicnet_train.loss import bond_amplitude_error, rmse_terms, time_weights, total_loss
 from gicnet_train.model import GICnet, to_lab_frame
-from gicnet_train.pairs import Pairs
+from gicnet_train.pairs import Pairs, successors
+from gicnet_train.rollout import rollout_term
 
 
 def learning_rate(step: int, total_steps: int, cfg: TrainConfig) -> float:
@@ -44,11 +45,15 @@ def kinetic_energy(velocities: torch.Tensor, masses: torch.Tensor) -> torch.Tens
 
 def batch_terms(model: GICnet, pairs: Pairs, idx: torch.Tensor, cfg: TrainConfig,
                 energy: EnergyModel | None, time_idx: torch.Tensor | None = None,
-                energy_rows: int = 0) -> dict[str, torch.Tensor]:
+                energy_rows: int = 0, following: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
     """RMSE terms (and the energy-consistency term) on the pairs ``idx``, at the target
     times ``time_idx`` (B, K') of each pair (default: all K); the energy term on the first
-    ``energy_rows`` pairs of ``idx`` (0: all)."""
-    if time_idx is None:
+    ``energy_rows`` pairs of ``idx`` (0: all); the chained second segment's term
+    ("rollout", when ``cfg.weights.rollout`` > 0) on those pairs of ``idx`` that have a
+    successor in ``following`` (:func:`gicnet_train.pairs.successors` of ``pairs``)."""
+    every_time = time_idx is None
+    if every_time:
         time_idx = torch.arange(len(pairs.times), device=idx.device).expand(len(idx), -1)
     times = pairs.times[time_idx]
     rows = idx.unsqueeze(1)
@@ -60,6 +65,8 @@ def batch_terms(model: GICnet, pairs: Pairs, idx: torch.Tensor, cfg: TrainConfig
         terms["amplitude"] = bond_amplitude_error(
             q, q_dot, q_ref, q_dot_ref, w, model.bond_rows, model.q_mean[:, geo.DISTANCE],
             model.q_std[:, geo.DISTANCE], model.rate_std[:, geo.DISTANCE])
+    if following is not None and cfg.weights.rollout > 0:
+        _add_rollout(terms, model, pairs, idx, following, cfg, (q, q_dot) if every_time else None)
     if energy is not None and cfg.weights.energy > 0:
         some = slice(None, energy_rows or None)
         p0, v0 = pairs.positions0[idx[some]], pairs.velocities0[idx[some]]
@@ -78,6 +85,26 @@ def batch_terms(model: GICnet, pairs: Pairs, idx: torch.Tensor, cfg: TrainConfig
     return terms
 
 
+def _add_rollout(terms: dict[str, torch.Tensor], model: GICnet, pairs: Pairs, idx: torch.Tensor,
+                 following: torch.Tensor, cfg: TrainConfig,
+                 predicted: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+    """terms["rollout"] from the pairs of ``idx`` with a successor; ``predicted``: their
+    q, q_dot at all K target times (the last is tc), else predicted here at tc."""
+    nxt = following[idx]
+    keep = nxt >= 0
+    if not bool(keep.any()):
+        return
+    if predicted is not None:
+        q_end, q_dot_end = predicted[0][keep, -1], predicted[1][keep, -1]
+    else:
+        rows = idx[keep]
+        q_end, q_dot_end = model.internal(pairs.q0[rows], pairs.q0_dot[rows],
+                                          pairs.times[-1:].expand(len(rows), 1))
+        q_end, q_dot_end = q_end[:, 0], q_dot_end[:, 0]
+    terms["rollout"] = rollout_term(model, pairs, q_end, q_dot_end, nxt[keep], cfg.weights,
+                                    time_weights(pairs.times, cfg.time_weighting))
+
+
 def sample_times(n: int, k: int, cfg: TrainConfig, epoch: int, batch: int,
                  device: torch.device) -> torch.Tensor | None:
     """(n, times_per_pair) random target-time indices, reproducible from (seed, epoch, batch)."""
@@ -90,12 +117,17 @@ def sample_times(n: int, k: int, cfg: TrainConfig, epoch: int, batch: int,
 @torch.no_grad()
 def validate(model: GICnet, pairs: Pairs, cfg: TrainConfig, energy: EnergyModel | None,
              batch_size: int = 1024) -> dict[str, float]:
-    """Mean-square-combined RMSE terms and loss over all validation pairs."""
+    """Mean-square-combined RMSE terms and loss over all validation pairs (the rollout
+    term over the batches that have it, weighted by their size)."""
     sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    following = successors(pairs, cfg.stride) if cfg.weights.rollout > 0 else None
     for idx in torch.arange(len(pairs), device=pairs.q0.device).split(batch_size):
-        for name, value in batch_terms(model, pairs, idx, cfg, energy).items():
+        terms = batch_terms(model, pairs, idx, cfg, energy, following=following)
+        for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + float(value) ** 2 * len(idx)
-    terms = {name: math.sqrt(s / len(pairs)) for name, s in sums.items()}
+            counts[name] = counts.get(name, 0) + len(idx)
+    terms = {name: math.sqrt(s / counts[name]) for name, s in sums.items()}
     terms["loss"] = float(total_loss(terms, cfg.weights))
     return terms
 
@@ -147,6 +179,7 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
         optimiser.load_state_dict(saved["optimizer"])
         state = saved["progress"]
     n_batches = math.ceil(len(train) / cfg.batch_size)
+    following = successors(train, cfg.stride) if cfg.weights.rollout > 0 else None
     mark = time.monotonic()
 
     def trained_s() -> float:
@@ -178,7 +211,7 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
                 group["lr"] = learning_rate(state["step"], total_steps, cfg)
             terms = batch_terms(model, train, batches[b], cfg, energy,
                                 sample_times(len(batches[b]), len(train.times), cfg, epoch, b,
-                                             train.q0.device), cfg.energy_rows)
+                                             train.q0.device), cfg.energy_rows, following)
             loss = total_loss(terms, cfg.weights)
             if not torch.isfinite(loss):
                 raise Diverged(diverged_message(terms, epoch, b, n_batches, out))

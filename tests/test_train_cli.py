@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 #: The options of each command that are not fields of its settings dataclass.
 NOT_SETTINGS = {
     "train": {"data", "out_dir", "config_file", "n_members", "device", "resume", "ic_file",
-              "frame_spacing_fs", "threads", "only_members", "max_parameters"},
+              "frame_spacing_fs", "threads", "only_members", "max_parameters", "init_from"},
     "evaluate": {"models", "references", "out_dir", "device", "threads", "max_memory_gb",
                  "max_segments", "max_engine_calls"},
     "simulate": {"n_trajectories", "seed", "workers", "out_dir", "fmt", "max_engine_calls",
