@@ -12,7 +12,10 @@ defaults; ``time_budget_s`` is one of them), and "train_options" holds what is n
 training setting (the ensemble's size, torch threads per process).  ``train`` writes the
 complete settings to ``RUN_DIR/train_config.json`` and runs ``gicnet train --config`` on
 the data recipe's train split: first the shared energy model, then every member (one
-after the other, or with ``--parallel`` in one process each, e.g. on a GPU).  An
+after the other, or with ``--parallel`` in one process each, e.g. on a GPU).  With a
+"finetune" section (settings put over "train"), that run goes to ``RUN_DIR-base`` and a
+second one, ``gicnet train --init-from RUN_DIR-base`` with the "finetune" settings, to
+``RUN_DIR`` (the ethanol recipe fine-tunes with the chained-segment term).  An
 interrupted ``train`` continues where it stopped (``gicnet train --resume``; only the time
 budget may change then).  ``export`` writes ``ensemble.onnx`` (all members in one file),
 ``members/member_K.onnx`` and ``initial.extxyz``: frame 0 of every held-out trajectory
@@ -58,18 +61,32 @@ def data_files(settings: dict, split: str) -> list[Path]:
     return files
 
 
-def write_config(settings: dict, time_budget_s: float | None = None) -> Path:
-    """The "train" section (a ``gicnet train --config`` file), with ``time_budget_s`` over
+def stages(settings: dict) -> list[tuple[Path, dict]]:
+    """(run folder, ``gicnet train --config`` section) of each training stage: the "train"
+    section into run_dir; with a "finetune" section (settings put over "train"), first
+    "train" into run_dir + "-base", then the fine-tuning from it into run_dir."""
+    run_dir = ROOT / settings["run_dir"]
+    if "finetune" not in settings:
+        return [(run_dir, settings["train"])]
+    finetune = {**settings["train"], **settings["finetune"]}
+    finetune["weights"] = {**settings["train"].get("weights", {}),
+                           **settings["finetune"].get("weights", {})}
+    return [(run_dir.with_name(run_dir.name + "-base"), settings["train"]),
+            (run_dir, finetune)]
+
+
+def write_config(section: dict, run_dir: Path, time_budget_s: float | None = None) -> Path:
+    """A "train" section (a ``gicnet train --config`` file), with ``time_budget_s`` over
     its budget when given, checked and written in full (defaults included) to
     ``run_dir/train_config.json``: what the run reads, kept beside it."""
     from gicnet_runtime.atomic import write_json
     from gicnet_train.config import config_from_dict
 
-    section, labels = dict(settings["train"]), {}
+    section, labels = dict(section), {}
     if time_budget_s is not None:
         section["time_budget_s"], labels["time_budget_s"] = time_budget_s, "--time-budget-s"
     cfg = config_from_dict(section, labels, source="the recipe's train section")
-    path = ROOT / settings["run_dir"] / CONFIG_NAME
+    path = run_dir / CONFIG_NAME
     write_json(cfg.to_dict(), path)
     return path
 
@@ -92,37 +109,48 @@ def write_ic(settings: dict) -> list[str]:
     return ["--ic", str(path)]
 
 
-def train_command(settings: dict, config: Path, device: str) -> list[str]:
-    """``gicnet train --config CONFIG --resume`` on the train split, with the
-    "train_options" (ensemble size, torch threads) and the IC definition of
-    :func:`write_ic`."""
+def train_command(settings: dict, run_dir: Path, config: Path, device: str,
+                  init_from: Path | None = None) -> list[str]:
+    """``gicnet train --config CONFIG --resume`` on the train split into ``run_dir``, with
+    the "train_options" (ensemble size, torch threads), the IC definition of
+    :func:`write_ic` and ``--init-from`` when given."""
     options = settings["train_options"]
     return [sys.executable, str(ROOT / "cli.py"), "train",
-            *map(str, data_files(settings, "train")), "--out", str(ROOT / settings["run_dir"]),
+            *map(str, data_files(settings, "train")), "--out", str(run_dir),
             "--config", str(config), "--ensemble", str(options["ensemble"]),
             "--threads", str(options["threads"]), "--device", device, "--resume",
-            *write_ic(settings)]
+            *write_ic(settings), *([] if init_from is None else ["--init-from", str(init_from)])]
 
 
 def train(settings: dict, device: str, parallel: bool, time_budget_s: float | None) -> None:
-    """The energy model, then the members (in parallel processes with ``parallel``)."""
-    command = train_command(settings, write_config(settings, time_budget_s), device)
-    start = time.monotonic()
-    if not parallel:
-        subprocess.run(command, check=True)
-    else:
-        subprocess.run(command + ["--members", ""], check=True)
-        logs = ROOT / settings["run_dir"]
-        procs = []
-        for k in range(settings["train_options"]["ensemble"]):
-            log = open(logs / f"member_{k}.log", "w")
-            procs.append(subprocess.Popen(command + ["--members", str(k)], stdout=log,
-                                          stderr=subprocess.STDOUT))
-        if any(p.wait() != 0 for p in procs):
-            raise GicnetError(f"a member failed; see {logs}/member_*.log")
+    """Every stage of :func:`stages`: the energy model, then the members (in parallel
+    processes with ``parallel``); ``time_budget_s`` replaces the first stage's budget."""
+    start, previous = time.monotonic(), None
+    for run_dir, section in stages(settings):
+        config = write_config(section, run_dir, time_budget_s if previous is None else None)
+        command = train_command(settings, run_dir, config, device, previous)
+        if not parallel:
+            subprocess.run(command, check=True)
+        else:
+            train_parallel(command, run_dir, settings["train_options"]["ensemble"])
+        previous = run_dir
     wall = {"wall_time_s": time.monotonic() - start, "device": device, "parallel": parallel}
     (ROOT / settings["run_dir"] / "train_wall.json").write_text(json.dumps(wall, indent=1))
     print(f"trained in {wall['wall_time_s']:.0f} s on {device}")
+
+
+def train_parallel(command: list[str], run_dir: Path, n_members: int) -> None:
+    """The energy model (``--members ""``), then one process per member, then the run's
+    summary (a last call that has nothing left to train)."""
+    subprocess.run(command + ["--members", ""], check=True)
+    procs = []
+    for k in range(n_members):
+        log = open(run_dir / f"member_{k}.log", "w")
+        procs.append(subprocess.Popen(command + ["--members", str(k)], stdout=log,
+                                      stderr=subprocess.STDOUT))
+    if any(p.wait() != 0 for p in procs):
+        raise GicnetError(f"a member failed; see {run_dir}/member_*.log")
+    subprocess.run(command, check=True)
 
 
 def export(settings: dict) -> None:

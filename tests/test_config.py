@@ -177,6 +177,24 @@ def test_the_ethanol_recipe_trains_with_the_settings_its_flags_gave():
         checkpoint_every_s=60.0, time_budget_s=3200.0, grad_clip=5.0)
     assert config_from_dict(settings["train"]) == flags
     assert settings["train_options"] == {"ensemble": 2, "threads": 1}
+    assert recipe.stages(settings) == [(recipe.ROOT / "runs" / "ethanol", settings["train"])]
+
+
+#: A fine-tuning stage over the ethanol recipe's settings (the chained-segment term on, a
+#: lower learning rate, its own budget).
+FINETUNE = {"weights": {"rollout": 1.0}, "lr": 2e-4, "warmup_steps": 50, "time_budget_s": 900.0}
+
+
+def test_a_finetune_section_makes_a_second_stage_from_the_first():
+    recipe = _recipe()
+    settings = {**recipe.load_settings(), "finetune": FINETUNE}
+    (base_dir, base), (run_dir, finetune) = recipe.stages(settings)
+    assert (base_dir.name, run_dir.name) == ("ethanol-base", "ethanol")
+    assert base == settings["train"]
+    first = config_from_dict(base)
+    assert config_from_dict(finetune) == dataclasses.replace(
+        first, weights=dataclasses.replace(first.weights, rollout=1.0), lr=2e-4,
+        warmup_steps=50, time_budget_s=900.0)
 
 
 def test_the_ethanol_recipe_writes_its_config_and_passes_it(tmp_path, monkeypatch):
@@ -184,14 +202,20 @@ def test_the_ethanol_recipe_writes_its_config_and_passes_it(tmp_path, monkeypatc
     monkeypatch.setattr(recipe, "ROOT", tmp_path)
     (tmp_path / "data" / "ethanol" / "train").mkdir(parents=True)
     (tmp_path / "data" / "ethanol" / "train" / "a.h5").write_bytes(b"")
-    settings = recipe.load_settings()
-    path = recipe.write_config(settings, time_budget_s=600.0)
-    assert path == tmp_path / "runs" / "ethanol" / "train_config.json"
+    settings = {**recipe.load_settings(), "finetune": FINETUNE}
+    (base_dir, base), (run_dir, finetune) = recipe.stages(settings)
+    path = recipe.write_config(base, base_dir, time_budget_s=600.0)
+    assert path == tmp_path / "runs" / "ethanol-base" / "train_config.json"
     written = load_config(path)
     assert written == dataclasses.replace(config_from_dict(settings["train"]), time_budget_s=600.0)
-    command = recipe.train_command(settings, path, "cpu")
+    command = recipe.train_command(settings, base_dir, path, "cpu")
     assert command[2:4] == ["train", str(tmp_path / "data" / "ethanol" / "train" / "a.h5")]
     joined = " ".join(command[4:])
-    assert f"--config {path} --ensemble 2 --threads 1 --device cpu --resume" in joined
+    assert f"--out {base_dir} --config {path} --ensemble 2 --threads 1 --device cpu --resume" \
+        in joined and "--init-from" not in joined
+    tuned = recipe.write_config(finetune, run_dir)
+    command = " ".join(recipe.train_command(settings, run_dir, tuned, "cpu", base_dir))
+    assert f"--out {run_dir} --config {tuned}" in command
+    assert command.endswith(f"--init-from {base_dir}")
     with pytest.raises(InputError, match="^--time-budget-s must be a finite number >= 0"):
-        recipe.write_config(settings, time_budget_s=-1.0)
+        recipe.write_config(base, base_dir, time_budget_s=-1.0)
