@@ -88,14 +88,10 @@ def fit(trajectories: list[Trajectory], out: Path, cfg: TrainConfig, n_members: 
     todo = list(range(n_members)) if members is None else list(members)
     if any(not 0 <= k < n_members for k in todo):
         raise InputError(f"member indices must lie in 0..{n_members - 1}, got {todo}")
-    if init_from is not None:
-        icdef = _init_icdef(Path(init_from), cfg, out, todo)
-    icdef = _run_icdef(trajectories[0], out, cfg, resume, icdef)
     train_ids, val_ids = _trajectory_split(len(trajectories), cfg)
-    if init_from is not None and \
-            ckpt.read_json(Path(init_from) / "run.json")["val_trajectories"] != val_ids:
-        raise InputError(f"--init-from {init_from} was validated on other trajectories: give "
-                         "it the same data files")
+    if init_from is not None:
+        icdef = _init_icdef(Path(init_from), cfg, out, todo, val_ids)
+    icdef = _run_icdef(trajectories[0], out, cfg, resume, icdef)
     _write_run(out, trajectories[0], cfg, icdef, sources, train_ids, val_ids, init_from)
     energy = _energy_model(trajectories, train_ids, val_ids, cfg, out, dev, progress)
     if dev.type == "cuda":
@@ -137,9 +133,11 @@ def _run_icdef(first: Trajectory, out: Path, cfg: TrainConfig, resume: bool,
     return icdef
 
 
-def _init_icdef(init_from: Path, cfg: TrainConfig, out: Path, todo: list[int]) -> ICDefinition:
+def _init_icdef(init_from: Path, cfg: TrainConfig, out: Path, todo: list[int],
+                val_ids: list[int]) -> ICDefinition:
     """The IC definition of the run ``init_from`` that the members ``todo`` start from; its
-    energy model is copied into ``out`` (InputError if that run cannot be fine-tuned)."""
+    energy model is copied into ``out`` (InputError if that run cannot be fine-tuned: other
+    settings, other validation trajectories ``val_ids``, or members missing)."""
     if not (init_from / "run.json").exists():
         raise InputError(f"--init-from {init_from} holds no training run (run.json)")
     run = ckpt.read_json(init_from / "run.json")
@@ -148,6 +146,9 @@ def _init_icdef(init_from: Path, cfg: TrainConfig, out: Path, todo: list[int]) -
             or before.val_fraction != cfg.val_fraction:
         raise InputError(f"--init-from {init_from}: its model, seed and validation split "
                          "settings must equal this run's")
+    if run["val_trajectories"] != val_ids:
+        raise InputError(f"--init-from {init_from} was validated on other trajectories: give "
+                         "it the same data files")
     missing = [k for k in todo if not (init_from / f"member_{k}" / "best.pt").exists()]
     if missing or not (init_from / "energy" / "model.pt").exists():
         raise InputError(f"--init-from {init_from} has no trained member(s) {missing} or no "
@@ -160,7 +161,8 @@ def _init_icdef(init_from: Path, cfg: TrainConfig, out: Path, todo: list[int]) -
 def _write_run(out: Path, first: Trajectory, cfg: TrainConfig, icdef: ICDefinition,
                sources: list[str] | None, train_ids: list[int], val_ids: list[int],
                init_from: Path | None = None) -> None:
-    ckpt.write_json({"init_from": None if init_from is None else str(init_from),"config": cfg.to_dict(), "ic_rows": [list(r) for r in icdef.rows],
+    ckpt.write_json({"init_from": None if init_from is None else str(init_from),
+                     "config": cfg.to_dict(), "ic_rows": [list(r) for r in icdef.rows],
                      "atomic_numbers": first.atomic_numbers.tolist(),
                      "masses_amu": first.masses.tolist(), "sources": sources or [],
                      "train_trajectories": train_ids, "val_trajectories": val_ids,

@@ -64,6 +64,21 @@ def bond_amplitude_error(q: torch.Tensor, q_dot: torch.Tensor, q_ref: torch.Tens
     return torch.sqrt((error ** 2 * weights_t.unsqueeze(-1)).mean())
 
 
+def segment_terms(model, q: torch.Tensor, q_dot: torch.Tensor, q_ref: torch.Tensor,
+                  q_dot_ref: torch.Tensor, weights_t: torch.Tensor,
+                  weights: LossWeights) -> dict[str, torch.Tensor]:
+    """:func:`rmse_terms` of (B, K, N, 3) predictions, plus "amplitude"
+    (:func:`bond_amplitude_error` on the bond rows and input scaling of ``model``, a
+    :class:`gicnet_train.model.GICnet`) when ``weights.amplitude`` > 0."""
+    terms = rmse_terms(q, q_dot, q_ref, q_dot_ref, weights_t)
+    if weights.amplitude > 0:
+        col = geo.DISTANCE
+        terms["amplitude"] = bond_amplitude_error(
+            q, q_dot, q_ref, q_dot_ref, weights_t, model.bond_rows, model.q_mean[:, col],
+            model.q_std[:, col], model.rate_std[:, col])
+    return terms
+
+
 def total_loss(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.Tensor:
     """Weighted sum of the RMSE terms (dimensionless)."""
     loss = sum(getattr(weights, n) * (terms[n] + weights.rate_time_fs * terms[n + "_rate"])

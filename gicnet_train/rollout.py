@@ -16,7 +16,7 @@ import torch
 
 from gicnet_train import geometry as geo
 from gicnet_train.config import LossWeights
-from gicnet_train.loss import bond_amplitude_error, rmse_terms, total_loss
+from gicnet_train.loss import segment_terms, total_loss
 
 
 def restart(q_end: torch.Tensor, q_dot_end: torch.Tensor, masses: torch.Tensor, icdef,
@@ -45,9 +45,4 @@ def rollout_term(model, pairs, q_end: torch.Tensor, q_dot_end: torch.Tensor,
     q, q_dot = model.internal(q1, q1_dot, times)
     q_ref, q_dot_ref = pairs.q[following], pairs.q_dot[following]
     w = weights_t.expand(len(following), -1)
-    terms = rmse_terms(q, q_dot, q_ref, q_dot_ref, w)
-    if weights.amplitude > 0:
-        terms["amplitude"] = bond_amplitude_error(
-            q, q_dot, q_ref, q_dot_ref, w, model.bond_rows, model.q_mean[:, geo.DISTANCE],
-            model.q_std[:, geo.DISTANCE], model.rate_std[:, geo.DISTANCE])
-    return total_loss(terms, weights)
+    return total_loss(segment_terms(model, q, q_dot, q_ref, q_dot_ref, w, weights), weights)

@@ -24,7 +24,7 @@ from gicnet_train import checkpoint as ckpt
 from gicnet_train import geometry as geo
 from gicnet_train.config import TrainConfig
 from gicnet_train.energy import EnergyModel
-from gicnet_train.loss import bond_amplitude_error, rmse_terms, time_weights, total_loss
+from gicnet_train.loss import segment_terms, time_weights, total_loss
 from gicnet_train.model import GICnet, to_lab_frame
 from gicnet_train.pairs import Pairs, successors
 from gicnet_train.rollout import rollout_term
@@ -60,11 +60,7 @@ def batch_terms(model: GICnet, pairs: Pairs, idx: torch.Tensor, cfg: TrainConfig
     q, q_dot = model.internal(pairs.q0[idx], pairs.q0_dot[idx], times)
     w = time_weights(pairs.times, cfg.time_weighting)[time_idx]
     q_ref, q_dot_ref = pairs.q[rows, time_idx], pairs.q_dot[rows, time_idx]
-    terms = rmse_terms(q, q_dot, q_ref, q_dot_ref, w)
-    if cfg.weights.amplitude > 0:
-        terms["amplitude"] = bond_amplitude_error(
-            q, q_dot, q_ref, q_dot_ref, w, model.bond_rows, model.q_mean[:, geo.DISTANCE],
-            model.q_std[:, geo.DISTANCE], model.rate_std[:, geo.DISTANCE])
+    terms = segment_terms(model, q, q_dot, q_ref, q_dot_ref, w, cfg.weights)
     if following is not None and cfg.weights.rollout > 0:
         _add_rollout(terms, model, pairs, idx, following, cfg, (q, q_dot) if every_time else None)
     if energy is not None and cfg.weights.energy > 0:

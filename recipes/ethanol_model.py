@@ -15,7 +15,7 @@ the data recipe's train split: first the shared energy model, then every member 
 after the other, or with ``--parallel`` in one process each, e.g. on a GPU).  With a
 "finetune" section (settings put over "train"), that run goes to ``RUN_DIR-base`` and a
 second one, ``gicnet train --init-from RUN_DIR-base`` with the "finetune" settings, to
-``RUN_DIR`` (the ethanol recipe fine-tunes with the chained-segment term).  An
+``RUN_DIR`` (the ethanol recipe has none: its ``stages_note`` says why).  An
 interrupted ``train`` continues where it stopped (``gicnet train --resume``; only the time
 budget may change then).  ``export`` writes ``ensemble.onnx`` (all members in one file),
 ``members/member_K.onnx`` and ``initial.extxyz``: frame 0 of every held-out trajectory
