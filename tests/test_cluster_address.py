@@ -18,7 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gicnet_runtime.cluster.connect import TOKEN_HINT, enable_token_auth, token_available
+from gicnet_runtime.cluster import connect as connect_module
+from gicnet_runtime.cluster.connect import (CLIENT_ATTEMPTS, CLIENT_START_FAILED, TOKEN_HINT,
+                                            enable_token_auth, token_available)
+from gicnet_runtime.errors import GicnetError, InputError
 from gicnet_runtime.io.formats import read_trajectory
 from gicnet_runtime.io.outputs import numbered_paths
 
@@ -139,3 +142,73 @@ def test_a_mode_the_user_set_is_left_alone():
     environ = {"RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN": "abc"}
     assert not enable_token_auth(environ)
     assert environ["RAY_AUTH_MODE"] == "disabled"
+
+
+class _FlakyRay:
+    """A stand-in for the ``ray`` module whose ``init`` raises ``errors`` in turn, then
+    connects."""
+
+    def __init__(self, errors):
+        self.errors, self.calls, self.connected = list(errors), 0, False
+
+    def is_initialized(self):
+        return self.connected
+
+    def init(self, **options):
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        self.connected = True
+
+    def shutdown(self):
+        self.connected = False
+
+
+def _server_failed():
+    return ConnectionAbortedError(f"Initialization failure from server: RuntimeError: "
+                                  f"{CLIENT_START_FAILED}. See ray_client_server_23000.err")
+
+
+@pytest.mark.parametrize("failures", [1, CLIENT_ATTEMPTS - 1])
+def test_a_client_server_that_failed_to_start_is_tried_again(monkeypatch, failures):
+    fake = _FlakyRay([_server_failed()] * failures)
+    monkeypatch.setattr(connect_module, "import_ray", lambda: fake)
+    monkeypatch.setattr(connect_module.time, "sleep", lambda s: None)
+    monkeypatch.setattr(connect_module, "enable_token_auth", lambda: False)
+    with connect_module.connect("ray://10.0.0.1:10001") as ray:
+        assert ray.is_initialized()
+    assert fake.calls == failures + 1 and not fake.connected
+
+
+def test_client_retries_end_in_one_line_and_other_errors_are_not_retried(monkeypatch):
+    monkeypatch.setattr(connect_module.time, "sleep", lambda s: None)
+    monkeypatch.setattr(connect_module, "enable_token_auth", lambda: False)
+    fake = _FlakyRay([_server_failed()] * CLIENT_ATTEMPTS)
+    monkeypatch.setattr(connect_module, "import_ray", lambda: fake)
+    with pytest.raises(InputError, match=CLIENT_START_FAILED):
+        with connect_module.connect("ray://10.0.0.1:10001"):
+            pass
+    assert fake.calls == CLIENT_ATTEMPTS
+    for address, error in [("ray://10.0.0.1:10001", ConnectionError("refused")),
+                           ("10.0.0.1:6379", _server_failed())]:  # only ray:// is retried
+        fake = _FlakyRay([error, error])
+        monkeypatch.setattr(connect_module, "import_ray", lambda: fake)
+        with pytest.raises(InputError, match="cannot connect to Ray"):
+            with connect_module.connect(address):
+                pass
+        assert fake.calls == 1
+
+
+def test_a_cluster_without_gicnet_is_one_line(monkeypatch):
+    """Ray Client hands a worker's failed unpickling back as the worker's
+    ModuleNotFoundError; that becomes one line saying what to install."""
+    monkeypatch.setattr(connect_module, "enable_token_auth", lambda: False)
+    fake = _FlakyRay([])
+    monkeypatch.setattr(connect_module, "import_ray", lambda: fake)
+    with pytest.raises(GicnetError, match="install the same gicnet on every node") as caught:
+        with connect_module.connect("ray://10.0.0.1:10001"):
+            raise ModuleNotFoundError("No module named 'gicnet_runtime'")
+    assert "\n" not in str(caught.value) and not fake.connected
+    with pytest.raises(ModuleNotFoundError):  # the driver's own missing modules stay as they are
+        with connect_module.connect("ray://10.0.0.1:10001"):
+            raise ModuleNotFoundError("No module named 'h5py'")

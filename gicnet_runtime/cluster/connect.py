@@ -15,6 +15,12 @@ mode on for an address when ``RAY_AUTH_MODE`` is unset and a token is at hand
 (``RAY_AUTH_TOKEN``, the file ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``, which
 ``ray start`` writes on the head node; a cluster without authentication ignores it).
 ``RAY_AUTH_MODE`` set by the user is left as it is.
+
+A Ray Client server starts one server process per driver, and on a head node that has only
+just started, that start now and then fails (Ray answers "Starting Ray client server
+failed"; seen with Ray 2.60 a few seconds after ``ray start --head``, while the next
+driver connects).  :func:`connect` tries such a connection again, up to
+:data:`CLIENT_ATTEMPTS` times in all, before it reports the error.
 """
 
 from __future__ import annotations
@@ -22,15 +28,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterator
 
-from gicnet_runtime.errors import InputError, one_line
+from gicnet_runtime.errors import GicnetError, InputError, one_line
 
 #: ``--ray`` without an address.
 LOCAL = "local"
 #: What to do when a cluster refuses the driver for want of its token.
 TOKEN_HINT = ("if the cluster uses token authentication, copy its token (`ray get-auth-token` "
               "on the head node) to ~/.ray/auth_token or set RAY_AUTH_TOKEN")
+
+#: Attempts at a ``ray://`` connection whose client server failed to start.
+CLIENT_ATTEMPTS = 3
+#: What Ray's client server answers when the server process for a driver did not start.
+CLIENT_START_FAILED = "Starting Ray client server failed"
 
 
 def token_available(environ=os.environ, home: str | None = None) -> bool:
@@ -92,7 +104,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
         options["address"] = address
         enable_token_auth()
     try:
-        ray.init(**options)
+        _init(ray, options, retry=str(address).startswith("ray://"))
     except Exception as err:  # noqa: BLE001  (ConnectionError, RuntimeError, ValueError...)
         if local:
             raise InputError(f"cannot start a local Ray cluster: {one_line(err)}") from None
@@ -100,8 +112,27 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
         raise InputError(f"cannot connect to Ray at {address}: {one_line(err)}{hint}") from None
     try:
         yield ray
+    except ModuleNotFoundError as err:  # a cluster's worker could not unpickle our code
+        if "No module named 'gicnet" not in str(err):
+            raise
+        raise GicnetError(f"the Ray cluster cannot import gicnet ({one_line(err)}): install "
+                          "the same gicnet on every node") from None
     finally:
         ray.shutdown()
+
+
+def _init(ray, options: dict, *, retry: bool, pause_s: float = 2.0) -> None:
+    """``ray.init(**options)``; with ``retry``, again after a pause while the error is a
+    client server that failed to start (:data:`CLIENT_START_FAILED`), at most
+    :data:`CLIENT_ATTEMPTS` times in all."""
+    for attempt in range(1, CLIENT_ATTEMPTS + 1):
+        try:
+            ray.init(**options)
+            return
+        except Exception as err:  # noqa: BLE001  (Ray raises several kinds)
+            if not retry or attempt == CLIENT_ATTEMPTS or CLIENT_START_FAILED not in str(err):
+                raise
+        time.sleep(pause_s)
 
 
 def cluster_size(ray) -> tuple[int, int]:
