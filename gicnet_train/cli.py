@@ -17,7 +17,7 @@ from click.core import ParameterSource
 
 from gicnet_runtime.cli.estimate import MAX_PARAMETERS, check_train, limit_option
 from gicnet_runtime.cli.types import DURATION_FS, INDEX, STEP_FS, THREADS
-from gicnet_runtime.core.description import HEADS, MAX_MEMBERS
+from gicnet_runtime.core.description import HEADS, MAX_MEMBERS, RESTORE_DEFICITS
 from gicnet_runtime.errors import GicnetError, InputError
 from gicnet_train.config import default_setting, load_config
 
@@ -228,7 +228,13 @@ def _echo_verdict(verdict: dict) -> None:
 @click.option("--unroll-segment-fs", type=DURATION_FS, default=None,
               help="Default length of the segments long trajectories are unrolled in, fs, "
                    "at most tc, written to the metadata.  [default: tc]")
-def export(run_dir, out, member, layout, unroll_segment_fs):
+@click.option("--restore-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Fraction of a segment's total-energy deficit that energy restoration puts "
+                   "back at the segment's end, written to the metadata.  [default: 1]")
+@click.option("--restore-deficit", type=click.Choice(RESTORE_DEFICITS), default=None,
+              help="How energy restoration measures a segment's deficit: at its end, or its "
+                   "mean over the segment, written to the metadata.  [default: end]")
+def export(run_dir, out, member, layout, unroll_segment_fs, restore_fraction, restore_deficit):
     """Export a training run (RUN_DIR from `gicnet train`) to self-describing ONNX."""
     require_training()
     from pathlib import Path
@@ -246,7 +252,8 @@ def export(run_dir, out, member, layout, unroll_segment_fs):
             for path in targets:
                 plan.add(path, "model")
             written = export_run(run_dir, out, member, unroll_segment_fs, layout,
-                                 stage=plan.staged)
+                                 stage=plan.staged, restore_fraction=restore_fraction,
+                                 restore_deficit=restore_deficit)
             plan.commit()
         remove_stale_models(out, member, [path for path, _ in written])
     except BaseException:

@@ -138,6 +138,12 @@ class TrainConfig:
     with all rows for 50, at 0-10 fs and far worse in long unrolls (docs/analysis.md).
     Validation always uses every row.
 
+    ``rollout_rows`` (0 = all, the default): training steps evaluate the chained-segment
+    term (``weights.rollout``) on this many rows of each batch that have a successor (the
+    first ones, a random subset as for ``energy_rows``).  The term runs the network a second
+    time and on all rows doubles a step's cost; on a quarter of them it adds about a quarter.
+    Validation always uses every row.
+
     ``patience`` (0 = off): stop when the validation loss has not improved for this many
     epochs (early stopping); the best checkpoint is what the run keeps either way.
 
@@ -168,6 +174,7 @@ class TrainConfig:
     patience: int = 5
     energy_time_stride: int = 5
     energy_rows: int = 0
+    rollout_rows: int = 0
     grad_clip: float = 0.0
     val_fraction: float = 0.1
     time_weighting: str = "uniform"
@@ -194,7 +201,7 @@ class TrainConfig:
 
 
 #: What run.json files written before a setting existed imply for it.
-LEGACY = {"energy_time_stride": 1, "energy_rows": 0, "grad_clip": 0.0, "patience": 0,
+LEGACY = {"energy_time_stride": 1, "energy_rows": 0, "rollout_rows": 0, "grad_clip": 0.0, "patience": 0,
           "model.head": "time"}
 
 
@@ -232,7 +239,7 @@ LIMITS: dict[str, _Range | tuple[str, ...]] = {
     "warmup_steps": _NON_NEGATIVE, "weight_decay": _NON_NEGATIVE, "stride": _AT_LEAST_1,
     "times_per_pair": _NON_NEGATIVE, "patience": _NON_NEGATIVE,
     "energy_time_stride": _AT_LEAST_1, "energy_rows": _NON_NEGATIVE,
-    "grad_clip": _NON_NEGATIVE,
+    "rollout_rows": _NON_NEGATIVE, "grad_clip": _NON_NEGATIVE,
     "val_fraction": _Range(0, 1, True, True), "time_weighting": TIME_WEIGHTINGS,
     "seed": _Range(0, MAX_SEED),
     "checkpoint_every_s": _NON_NEGATIVE, "time_budget_s": _NON_NEGATIVE,

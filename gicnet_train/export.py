@@ -53,9 +53,12 @@ class ExportGraph(nn.Module):
 
 
 def describe(model: GICnet, run: dict, final: dict, member: int,
-             unroll_segment_fs: float | None = None) -> ModelDescription:
+             unroll_segment_fs: float | None = None, *, restore_fraction: float | None = None,
+             restore_deficit: str | None = None) -> ModelDescription:
     """The ModelDescription of member ``member`` of a run (run.json and final.json), with
-    the default unrolling segment length ``unroll_segment_fs`` (None: tc)."""
+    the default unrolling segment length ``unroll_segment_fs`` (None: tc) and energy
+    restoration's ``restore_fraction`` and ``restore_deficit`` (None: all of the deficit at
+    the end; ModelDescription's unroll_restore_*)."""
     import gicnet_train
 
     validation = {k: final["validation"][k] for k in VALIDATION_KEYS
@@ -74,22 +77,24 @@ def describe(model: GICnet, run: dict, final: dict, member: int,
         ic_rows=model.icdef.rows, dummy_points_A=DUMMY_POINTS_A, tc_fs=model.config.tc_fs,
         gate_width_fs=model.config.gate_width_fs, has_energy=True, head=model.config.head,
         n_basis=model.config.n_basis if model.config.head == "basis" else None,
-        unroll_segment_fs=unroll_segment_fs, provenance=provenance,
-        validation=validation)
+        unroll_segment_fs=unroll_segment_fs, unroll_restore_fraction=restore_fraction,
+        unroll_restore_deficit=restore_deficit, provenance=provenance,
+        validation=validation)._normalised()
 
 
 def export_member(run_dir: str | Path, out_path: str | Path, member: int = 0,
-                  unroll_segment_fs: float | None = None) -> ModelDescription:
+                  unroll_segment_fs: float | None = None, **restore) -> ModelDescription:
     """Export member ``member`` of the training run in ``run_dir`` to ``out_path`` (atomic);
-    ``unroll_segment_fs``: the default unrolling segment length written to the metadata."""
-    model, energy, run, desc = _member(Path(run_dir), member, unroll_segment_fs)
+    ``unroll_segment_fs``: the default unrolling segment length written to the metadata;
+    ``restore``: :func:`describe`'s restore_fraction and restore_deficit."""
+    model, energy, run, desc = _member(Path(run_dir), member, unroll_segment_fs, **restore)
     graph = ExportGraph(model.float(), energy.float()).eval()
     write_graph(graph, _example_inputs(run), desc, Path(out_path), _dynamic_axes())
     return desc
 
 
 def export_ensemble(run_dir: str | Path, out_path: str | Path, members: list[int],
-                    unroll_segment_fs: float | None = None) -> ModelDescription:
+                    unroll_segment_fs: float | None = None, **restore) -> ModelDescription:
     """Export the members ``members`` of a run as one ensemble file (format version 2,
     outputs with a leading member axis) at ``out_path`` (atomic): basis heads as one
     stacked graph, other heads as their graphs side by side
@@ -97,7 +102,7 @@ def export_ensemble(run_dir: str | Path, out_path: str | Path, members: list[int
     from gicnet_train import ensemble_graph as eg
 
     run_dir, out_path = Path(run_dir), Path(out_path)
-    loaded = [_member(run_dir, k, unroll_segment_fs) for k in members]
+    loaded = [_member(run_dir, k, unroll_segment_fs, **restore) for k in members]
     desc = eg.describe_ensemble([d for *_, d in loaded])
     models = [m.float() for m, *_ in loaded]
     if models[0].config.head == "basis":
@@ -108,12 +113,12 @@ def export_ensemble(run_dir: str | Path, out_path: str | Path, members: list[int
     with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
         paths = [Path(tmp) / f"member_{k}.onnx" for k in members]
         for k, path in zip(members, paths, strict=True):
-            export_member(run_dir, path, k, unroll_segment_fs)
+            export_member(run_dir, path, k, unroll_segment_fs, **restore)
         _save_atomic(eg.merge_member_files(paths, desc), out_path)
     return desc
 
 
-def _member(run_dir: Path, member: int, unroll_segment_fs: float | None):
+def _member(run_dir: Path, member: int, unroll_segment_fs: float | None, **restore):
     """(model, energy model, run.json, description) of a trained, validated member."""
     if not (run_dir / f"member_{member}" / "best.pt").exists():
         raise InputError(f"{run_dir} has no trained member {member} (member_{member}/best.pt)")
@@ -121,7 +126,7 @@ def _member(run_dir: Path, member: int, unroll_segment_fs: float | None):
     model, energy, run = load_member(run_dir, member)
     if unroll_segment_fs is not None:
         unroll_segment_fs = timegrid.unroll_segment_fs(model.config.tc_fs, unroll_segment_fs)
-    return model, energy, run, describe(model, run, final, member, unroll_segment_fs)
+    return model, energy, run, describe(model, run, final, member, unroll_segment_fs, **restore)
 
 
 def write_graph(graph: nn.Module, example: tuple, desc: ModelDescription, out_path: Path,
@@ -205,7 +210,7 @@ ENSEMBLE_FILE = "ensemble.onnx"
 
 def export_run(run_dir: str | Path, out: Path, member: int | None = None,
                unroll_segment_fs: float | None = None, layout: str = "ensemble",
-               stage: Callable[[Path], Path] | None = None
+               stage: Callable[[Path], Path] | None = None, **restore
                ) -> list[tuple[Path, ModelDescription]]:
     """Export a run; returns (path, description) pairs of the files written.
 
@@ -216,13 +221,14 @@ def export_run(run_dir: str | Path, out: Path, member: int | None = None,
     ("members").  The folder is loaded as one ensemble, so model files of an earlier
     export there (``member_*.onnx``, ``ensemble.onnx``) that were not written go
     (:func:`remove_stale_models`; with ``stage``, the caller removes them once it has
-    moved the staged files, named ``stage(path)``, into place).
+    moved the staged files, named ``stage(path)``, into place).  ``restore``:
+    :func:`describe`'s restore_fraction and restore_deficit.
     """
     files = export_targets(run_dir, out, member, layout)
     written = [(path, export_member(run_dir, stage(path) if stage else path, ks[0],
-                                    unroll_segment_fs) if len(ks) == 1
+                                    unroll_segment_fs, **restore) if len(ks) == 1
                 else export_ensemble(run_dir, stage(path) if stage else path, ks,
-                                     unroll_segment_fs))
+                                     unroll_segment_fs, **restore))
                for path, ks in files.items()]
     if stage is None:
         remove_stale_models(out, member, [path for path, _ in written])

@@ -45,13 +45,14 @@ def kinetic_energy(velocities: torch.Tensor, masses: torch.Tensor) -> torch.Tens
 
 def batch_terms(model: GICnet, pairs: Pairs, idx: torch.Tensor, cfg: TrainConfig,
                 energy: EnergyModel | None, time_idx: torch.Tensor | None = None,
-                energy_rows: int = 0, following: torch.Tensor | None = None
-                ) -> dict[str, torch.Tensor]:
+                energy_rows: int = 0, following: torch.Tensor | None = None,
+                rollout_rows: int = 0) -> dict[str, torch.Tensor]:
     """RMSE terms (and the energy-consistency term) on the pairs ``idx``, at the target
     times ``time_idx`` (B, K') of each pair (default: all K); the energy term on the first
     ``energy_rows`` pairs of ``idx`` (0: all); the chained second segment's term
     ("rollout", when ``cfg.weights.rollout`` > 0) on those pairs of ``idx`` that have a
-    successor in ``following`` (:func:`gicnet_train.pairs.successors` of ``pairs``)."""
+    successor in ``following`` (:func:`gicnet_train.pairs.successors` of ``pairs``), the
+    first ``rollout_rows`` of them (0: all)."""
     every_time = time_idx is None
     if every_time:
         time_idx = torch.arange(len(pairs.times), device=idx.device).expand(len(idx), -1)
@@ -62,7 +63,8 @@ def batch_terms(model: GICnet, pairs: Pairs, idx: torch.Tensor, cfg: TrainConfig
     q_ref, q_dot_ref = pairs.q[rows, time_idx], pairs.q_dot[rows, time_idx]
     terms = segment_terms(model, q, q_dot, q_ref, q_dot_ref, w, cfg.weights)
     if following is not None and cfg.weights.rollout > 0:
-        _add_rollout(terms, model, pairs, idx, following, cfg, (q, q_dot) if every_time else None)
+        _add_rollout(terms, model, pairs, idx, following, cfg,
+                     (q, q_dot) if every_time else None, rollout_rows)
     if energy is not None and cfg.weights.energy > 0:
         some = slice(None, energy_rows or None)
         p0, v0 = pairs.positions0[idx[some]], pairs.velocities0[idx[some]]
@@ -83,11 +85,14 @@ def batch_terms(model: GICnet, pairs: Pairs, idx: torch.Tensor, cfg: TrainConfig
 
 def _add_rollout(terms: dict[str, torch.Tensor], model: GICnet, pairs: Pairs, idx: torch.Tensor,
                  following: torch.Tensor, cfg: TrainConfig,
-                 predicted: tuple[torch.Tensor, torch.Tensor] | None) -> None:
-    """terms["rollout"] from the pairs of ``idx`` with a successor; ``predicted``: their
-    q, q_dot at all K target times (the last is tc), else predicted here at tc."""
+                 predicted: tuple[torch.Tensor, torch.Tensor] | None, rows: int = 0) -> None:
+    """terms["rollout"] from the first ``rows`` (0: all) pairs of ``idx`` with a successor;
+    ``predicted``: q, q_dot of all of ``idx`` at all K target times (the last is tc), else
+    predicted here at tc."""
     nxt = following[idx]
     keep = nxt >= 0
+    if rows:
+        keep &= torch.cumsum(keep, 0) <= rows
     if not bool(keep.any()):
         return
     if predicted is not None:
@@ -207,7 +212,8 @@ def train_member(model: GICnet, train: Pairs, val: Pairs, cfg: TrainConfig, out:
                 group["lr"] = learning_rate(state["step"], total_steps, cfg)
             terms = batch_terms(model, train, batches[b], cfg, energy,
                                 sample_times(len(batches[b]), len(train.times), cfg, epoch, b,
-                                             train.q0.device), cfg.energy_rows, following)
+                                             train.q0.device), cfg.energy_rows, following,
+                                cfg.rollout_rows)
             loss = total_loss(terms, cfg.weights)
             if not torch.isfinite(loss):
                 raise Diverged(diverged_message(terms, epoch, b, n_batches, out))

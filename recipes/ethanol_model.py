@@ -153,16 +153,22 @@ def train_parallel(command: list[str], run_dir: Path, n_members: int) -> None:
     subprocess.run(command, check=True)
 
 
+#: Settings keys written to the exported models' metadata: key -> `gicnet export` option.
+EXPORT_UNROLLING = {"unroll_segment_fs": "unroll-segment-fs",
+                    "unroll_restore_fraction": "restore-fraction",
+                    "unroll_restore_deficit": "restore-deficit"}
+
+
 def export(settings: dict) -> None:
     """The ensemble as one ensemble file (what the runtime loads by default), every member
     as its own file under ``members/``, plus the held-out initial conditions."""
     out = ROOT / settings["export_dir"]
-    segment = settings.get("unroll_segment_fs")
+    unrolling = [f"--{option}={settings[key]}" for key, option in EXPORT_UNROLLING.items()
+                 if settings.get(key) is not None]
     for folder, layout in ((out, "ensemble"), (out / "members", "members")):
         subprocess.run([sys.executable, str(ROOT / "cli.py"), "export",
                         str(ROOT / settings["run_dir"]), "--out", str(folder), "--layout", layout]
-                       + ([] if segment is None else ["--unroll-segment-fs", str(segment)]),
-                       check=True)
+                       + unrolling, check=True)
     init = settings["initial_conditions"]
     write_trajectory(initial_conditions(data_files(settings, init["split"]), init["frame"]),
                      out / "initial.extxyz")

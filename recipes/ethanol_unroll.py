@@ -1,11 +1,16 @@
 """Choose the exported ethanol model's unrolling defaults on its validation trajectories.
 
     python recipes/ethanol_unroll.py [--duration-fs 20000]     # or: make unroll-choice
+        [--settings recipes/ethanol_model.json] [--out runs/unroll-choice]
 
 The training run's validation trajectories (run.json ``val_trajectories``: trajectories of
 the train split the members never trained on) are unrolled from frame 0 with every
 variant of segment length and energy restoration below, by ``gicnet evaluate``
-(GFN2-xTB energies every 50 fs).  A table of stability, total-energy RMS deviation,
+(GFN2-xTB energies every 50 fs), on the settings' exported model (``export_dir``).
+Restoration variants other than the default (all of the deficit at each segment's end)
+run on a copy of the ensemble file whose metadata carries them
+(``gicnet.unroll_restore_fraction`` and ``gicnet.unroll_restore_deficit``, what
+``gicnet export --restore-fraction/--restore-deficit`` writes).  A table of stability, total-energy RMS deviation,
 drift, spectrum overlap/Pearson and stretch band heights goes to stdout and
 ``runs/unroll-choice/choice.json``.  The held-out trajectories stay untouched for the
 confirmation (``make evaluate``).
@@ -22,8 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ROOT / "recipes" / "ethanol_model.json"
 OUT = ROOT / "runs" / "unroll-choice"
-#: (segment length fs, energy restoration)
-VARIANTS = [(10.0, False), (10.0, True), (7.5, True), (5.0, True)]
+#: (segment length fs, energy restoration: False, True (all of the deficit at the end) or
+#: (fraction, how the deficit is measured))
+VARIANTS = [(10.0, False), (10.0, True), (10.0, (0.3, "mean")), (7.5, True),
+            (7.5, (0.3, "mean")), (5.0, True)]
 
 
 def validation_files(settings: dict) -> list[Path]:
@@ -32,19 +39,46 @@ def validation_files(settings: dict) -> list[Path]:
     return [files[i] for i in run["val_trajectories"]]
 
 
-def evaluate(files: list[Path], segment_fs: float, restore: bool, duration_fs: float) -> dict:
-    out = OUT / f"L{segment_fs:g}_{'restore' if restore else 'plain'}"
+def restoring(model: Path, fraction: float, deficit: str, out: Path) -> Path:
+    """A copy at ``out`` of the ensemble file in folder ``model`` whose metadata asks for
+    restoring ``fraction`` of the deficit measured as ``deficit``."""
+    import onnx
+
+    graph = onnx.load(str(model / "ensemble.onnx"))
+    props = {p.key: p.value for p in graph.metadata_props}
+    props.update({"gicnet.unroll_restore_fraction": json.dumps(fraction),
+                  "gicnet.unroll_restore_deficit": json.dumps(deficit)})
+    del graph.metadata_props[:]
+    onnx.helper.set_model_props(graph, props)
+    onnx.save(graph, str(out))
+    return out
+
+
+def label(restore) -> str:
+    if restore is True or restore is False:
+        return "on" if restore else "off"
+    return f"{restore[0]:g} of the {restore[1]} deficit"
+
+
+def evaluate(files: list[Path], model: Path, out_root: Path, segment_fs: float, restore,
+             duration_fs: float) -> dict:
+    name = {True: "restore", False: "plain"}.get(restore) if isinstance(restore, bool) \
+        else f"restore{restore[0]:g}{restore[1]}"
+    out = out_root / f"L{segment_fs:g}_{name}"
+    if not isinstance(restore, bool):
+        model = restoring(model, *restore, out_root / f"{name}.onnx")
     command = [sys.executable, str(ROOT / "cli.py"), "evaluate",
-               "--model", str(ROOT / "exported" / "ethanol"), "--out", str(out),
+               "--model", str(model), "--out", str(out),
                "--long-starts", str(len(files)), "--long-duration-fs", str(duration_fs),
                "--engine", "gfn2", "--energy-every", "50", "--workers", "2",
                "--segment-fs", str(segment_fs),
-               "--restore-energy" if restore else "--no-restore-energy",
+               "--restore-energy" if restore is not False else "--no-restore-energy",
                *[arg for f in files for arg in ("--reference", str(f))]]
     subprocess.run(command, check=True)
     report = json.loads((out / "report.json").read_text())
     spectrum, energy = report["spectrum"], report["energy"]
-    return {"segment_fs": segment_fs, "restore_energy": restore,
+    return {"segment_fs": segment_fs, "restore_energy": restore is not False,
+            "restoration": label(restore),
             "stable": f"{report['stability']['stable']}/{report['stability']['count']}",
             "energy_rms_kcal_mol": energy["rms_deviation_kcal_mol"]["mean"],
             "energy_rms_max_kcal_mol": energy["rms_deviation_kcal_mol"]["max_abs"],
@@ -56,12 +90,16 @@ def evaluate(files: list[Path], segment_fs: float, restore: bool, duration_fs: f
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration-fs", type=float, default=20000.0)
+    parser.add_argument("--settings", type=Path, default=SETTINGS, help="model recipe JSON")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder of the reports")
     args = parser.parse_args(argv)
-    settings = json.loads(SETTINGS.read_text())
+    settings = json.loads(args.settings.read_text())
     files = validation_files(settings)
-    OUT.mkdir(parents=True, exist_ok=True)  # gicnet evaluate writes into existing folders
-    rows = [evaluate(files, seg, restore, args.duration_fs) for seg, restore in VARIANTS]
-    (OUT / "choice.json").write_text(json.dumps({"validation_files": [f.name for f in files],
+    model = ROOT / settings["export_dir"]
+    args.out.mkdir(parents=True, exist_ok=True)  # gicnet evaluate writes into existing folders
+    rows = [evaluate(files, model, args.out, seg, restore, args.duration_fs)
+            for seg, restore in VARIANTS]
+    (args.out / "choice.json").write_text(json.dumps({"validation_files": [f.name for f in files],
                                                  "duration_fs": args.duration_fs,
                                                  "rows": rows}, indent=1))
     print("| segment fs | restoration | stable | E RMS kcal/mol (max) | drift kcal/mol/ps "
@@ -69,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         bands = ", ".join(f"{k} {v:.2f}" for k, v in (r["band_heights"] or {}).items())
-        print(f"| {r['segment_fs']:g} | {'on' if r['restore_energy'] else 'off'} | {r['stable']} "
+        print(f"| {r['segment_fs']:g} | {r['restoration']} | {r['stable']} "
               f"| {r['energy_rms_kcal_mol']:.2f} ({r['energy_rms_max_kcal_mol']:.2f}) | "
               f"{r['drift_kcal_mol_per_ps']:+.4f} | {r['overlap']:.2f} | {r['pearson']:.2f} | "
               f"{bands} |")

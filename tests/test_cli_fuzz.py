@@ -140,6 +140,8 @@ COMMANDS = {
     "export": (
         lambda f, out: ["export", f["run_dir"], "--out", out / "m.onnx"],
         _options(member=_ints(0, 2), unroll_segment_fs=_floats(0.5, 10),
+                 restore_fraction=_floats(0.01, 1), restore_deficit=_words(["end", "mean"],
+                                                                          ["start", "END"]),
                  layout=_words(["ensemble", "members"], ["bogus"]))),
 }
 

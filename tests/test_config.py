@@ -129,7 +129,7 @@ def test_old_run_configs_keep_loading():
     """run.json files from before energy_time_stride, energy_rows, patience and heads
     existed."""
     old = TrainConfig().to_dict()
-    for key in ("energy_time_stride", "energy_rows", "patience"):
+    for key in ("energy_time_stride", "energy_rows", "rollout_rows", "patience"):
         del old[key]
     del old["model"]["head"], old["model"]["n_basis"]
     cfg = TrainConfig.from_dict(old)

@@ -139,6 +139,21 @@ def test_cli_export_then_info(run_dir, tmp_path):
     model = load_model(tmp_path / "one.onnx", device="cpu")
     assert model.description.default_segment_fs == 5.0
     assert model.segment_count(20.0, 1.0) == 4
+    assert "energy restoration: 1 of the deficit at the segment end (not in the metadata)" \
+        in info.output
+    result = runner.invoke(cli_main, ["export", str(run_dir), "--out", str(tmp_path / "r.onnx"),
+                                      "--member", "1", "--restore-fraction", "0.3",
+                                      "--restore-deficit", "mean"])
+    assert result.exit_code == 0, result.output
+    desc = load_model(tmp_path / "r.onnx", device="cpu").description
+    assert (desc.unroll_restore_fraction, desc.unroll_restore_deficit) == (0.3, "mean")
+    info = runner.invoke(cli_main, ["info", "--model", str(tmp_path / "r.onnx")])
+    assert "energy restoration: 0.3 of the deficit over the segment" in info.output
+    for bad in (["--restore-fraction", "0"], ["--restore-fraction", "1.5"],
+                ["--restore-deficit", "start"]):
+        result = runner.invoke(cli_main, ["export", str(run_dir), "--out",
+                                          str(tmp_path / "bad.onnx"), "--member", "1", *bad])
+        assert result.exit_code == 2 and not (tmp_path / "bad.onnx").exists()
 
 
 @pytest.mark.parametrize("segment_fs", [0.0, 12.0])

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from gicnet_runtime import load_model, read_initial_conditions
+from gicnet_runtime.errors import ModelError
 from gicnet_runtime.io.formats import read_trajectory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -417,7 +418,11 @@ def test_contract_doc_lists_every_metadata_key():
     member = keys(MEMBER)
     assert not member & ENSEMBLE_KEYS
     ensemble = keys(ENSEMBLE_FILE)
-    assert documented == member | ensemble
+    # optional unrolling settings a file carries only when set at export
+    restore = {f"gicnet.{k}" for k in dataclasses.asdict(load_model(MEMBER, device="cpu")
+                                                           .description) if "restore" in k}
+    assert restore == {"gicnet.unroll_restore_fraction", "gicnet.unroll_restore_deficit"}
+    assert documented == member | ensemble | restore
     assert ENSEMBLE_KEYS <= ensemble
 
 
@@ -588,6 +593,38 @@ def test_built_ensemble_file_and_mixed_folder_unroll_like_python(node, initial, 
     assert document["members"] == ["a_ensemble_of_one.onnx[0]", "b_single.onnx"]
 
 
+@pytest.mark.parametrize("fraction, deficit", [(0.3, "mean"), (0.5, "end"), (None, "mean")])
+def test_restoration_settings_unroll_like_python(node, initial, tmp_path, fraction, deficit):
+    """The shipped ensemble file with unroll_restore_fraction and unroll_restore_deficit in
+    its metadata: Node restores the same part of each segment's deficit as Python, and the
+    frames differ from those of full restoration at the end."""
+    path = _with_metadata(ENSEMBLE_FILE, tmp_path / "restore.onnx",
+                          unroll_restore_fraction=fraction, unroll_restore_deficit=deficit)
+    model = load_model(path, device="cpu")
+    assert model.description.restore_deficit == deficit
+    info = json.loads(run_ok(node, "info", "--model", str(path)).stdout)
+    assert (info["unroll_restore_fraction"], info["unroll_restore_deficit"]) == (fraction, deficit)
+    expected = _assert_unrolls_like_python(node, path, model, initial, tmp_path / "restore.json")
+    full = load_model(ENSEMBLE_FILE, device="cpu").propagate(
+        initial.positions, initial.velocities, SEGMENTS * model.description.default_segment_fs,
+        DT_FS)
+    assert max(np.abs(a.velocities[-1] - b.velocities[-1]).max()
+               for a, b in zip(expected, full, strict=True)) > 1e-4
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"unroll_restore_fraction": 0}, "unroll_restore_fraction must lie in (0, 1]"),
+    ({"unroll_restore_fraction": 1.5}, "unroll_restore_fraction must lie in (0, 1]"),
+    ({"unroll_restore_deficit": "start"}, "unroll_restore_deficit must be one of end, mean"),
+])
+def test_bad_restoration_settings_are_refused_in_one_line(node, tmp_path, changes, message):
+    path = _with_metadata(MEMBER, tmp_path / "bad.onnx", **changes)
+    with pytest.raises(ModelError, match=re.escape(message)):
+        load_model(path, device="cpu")
+    done = run_client(node, "info", "--model", str(path))
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and message in done.stderr
+
+
 def test_default_model_unrolls_like_python(node, initial, tmp_path):
     """No --model, no --init: the shipped ensemble and its starts, as Python's defaults."""
     out = tmp_path / "default.json"
@@ -732,7 +769,6 @@ MIXED_UP = {
 def test_mixed_up_members_are_refused_in_one_line(node, tmp_path, kind):
     """A folder whose members disagree in atoms, masses (beyond 1e-6 relative), tc or energy
     output: one line on stderr, exit code 1, as Python refuses it."""
-    from gicnet_runtime.errors import ModelError
 
     changes = MIXED_UP[kind](load_model(MEMBER_FILES[1], device="cpu").description)
     folder = tmp_path / "mixed"

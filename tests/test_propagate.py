@@ -1,5 +1,7 @@
 """Unrolling long trajectories: frames, momenta, ensemble choice, backtracking, failures."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -204,6 +206,36 @@ def test_energy_restoration_starts_every_segment_with_the_initial_total_energy(m
                                atol=1e-6)
 
 
+@pytest.mark.parametrize("fraction, deficit, segment_fs, per_segment", [
+    (None, None, 10.0, 1.0), (0.3, None, 10.0, 0.3), (None, "mean", 10.0, 0.55),
+    (0.3, "mean", 10.0, 0.3 * 0.55), (0.5, "mean", 5.0, 0.5 * 0.275),
+])
+def test_restoration_puts_back_the_models_fraction_of_the_end_or_mean_deficit(
+        models, tmp_path, fraction, deficit, segment_fs, per_segment):
+    """The "err10" model's total energy rises by 0.01 eV * t / tc within a segment (free
+    flight, constant kinetic energy): the deficit at a segment's end is -0.01 eV * L / tc,
+    its mean over the 10 check times L j / 10 is 0.55 of that, and restoring a fraction f
+    of it lowers the next segment's kinetic energy by f times the deficit."""
+    from tests.onnx_fixtures import with_metadata
+
+    source = load_model(models["err10"], device="cpu").description
+    props = source.to_metadata()
+    for key, value in (("unroll_restore_fraction", fraction), ("unroll_restore_deficit", deficit)):
+        if value is not None:
+            props[f"gicnet.{key}"] = json.dumps(value)
+    path = with_metadata(models["err10"], tmp_path / "restore.onnx", props)
+    model = load_model(path, device="cpu")
+    assert (model.description.restore_fraction, model.description.restore_deficit) == \
+        (1.0 if fraction is None else fraction, deficit or "end")
+    vel = thermal_velocities(4)
+    traj = model.propagate(ETHANOL_POSITIONS_A, vel, 4 * segment_fs, segment_fs / 4,
+                           segment_fs=segment_fs, **MECHANICS)[0]
+    k = np.maximum(np.ceil(traj.time_fs / segment_fs - 1e-9) - 1, 0)
+    expected = mom.kinetic_energy_eV(vel, MASSES) - 0.01 * per_segment * k
+    np.testing.assert_allclose(traj.kinetic_energy, expected, atol=1e-6)
+    assert abs(expected[-1] - expected[0]) > 1e-3  # the settings change something
+
+
 def test_energy_restoration_is_on_by_default_only_for_models_with_energy(models):
     vel = thermal_velocities(4)
     assert _model(models, "err10").propagate(ETHANOL_POSITIONS_A, vel, 20.0, 5.0)[0].info[
@@ -243,8 +275,9 @@ def test_each_segment_time_is_predicted_once(dt_fs, n_times):
     checks = np.arange(1, 11) * 1.0
     frames = dt_fs * np.arange(1, 200)
     frames = frames[frames <= 10.0 * (1 + 1e-9)]
-    times, n_frames, end = _segment_times(frames, checks, 10.0)
+    times, n_frames, columns = _segment_times(frames, checks, 10.0)
     assert times.size == n_times and n_frames == frames.size
     np.testing.assert_array_equal(times[:n_frames], np.clip(frames, 0, 10))
-    assert abs(times[end] - 10.0) < 1e-8
+    np.testing.assert_allclose(times[columns], checks, rtol=0, atol=1e-8)
+    assert abs(times[columns[-1]] - 10.0) < 1e-8
     assert np.abs(times[:, None] - checks[None]).min(axis=0).max() < 1e-8

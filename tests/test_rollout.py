@@ -118,6 +118,23 @@ def test_the_rollout_term_starts_from_the_models_own_prediction(setup):
     assert torch.isfinite(q_end.grad).all() and q_end.grad.abs().max() > 0
 
 
+
+def test_rollout_rows_score_the_first_rows_with_a_successor(setup):
+    """rollout_rows = k: the term of the batch's first k rows that have a successor (rows
+    without one are skipped, not counted), the same as a batch of those rows alone."""
+    _, pairs, model = setup
+    cfg = with_weights(TINY, rollout=1.0)
+    nxt = successors(pairs, 4)
+    without = torch.nonzero(nxt < 0).squeeze(1)
+    idx = torch.cat([without[:2], torch.arange(0, 8), without[2:4]])
+    some = batch_terms(model, pairs, idx, cfg, None, following=nxt, rollout_rows=3)
+    alone = batch_terms(model, pairs, torch.arange(0, 3), cfg, None, following=nxt)
+    assert some["rollout"].item() == pytest.approx(alone["rollout"].item(), rel=1e-5)
+    every = batch_terms(model, pairs, idx, cfg, None, following=nxt)
+    assert abs(every["rollout"].item() - some["rollout"].item()) > 1e-6
+    assert batch_terms(model, pairs, idx, cfg, None, following=nxt, rollout_rows=100)[
+        "rollout"].item() == pytest.approx(every["rollout"].item(), rel=1e-6)
+
 def test_fine_tuning_starts_from_the_given_runs_members(short_md, tmp_path):
     """init_from: each member starts from that run's best weights and reuses its energy
     model; with a learning rate of ~0 the fine-tuned member validates as its start did."""

@@ -34,6 +34,10 @@ def info(models, verbose):
                f"format_version: {desc.format_version}")
     click.echo(f"unroll_segment_fs: {desc.default_segment_fs:g}"
                + ("" if desc.unroll_segment_fs is not None else " (tc; not in the metadata)"))
+    click.echo(f"energy restoration: {desc.restore_fraction:g} of the deficit "
+               f"{'at the segment end' if desc.restore_deficit == 'end' else 'over the segment'}"
+               + ("" if desc.unroll_restore_fraction is not None
+                  or desc.unroll_restore_deficit is not None else " (not in the metadata)"))
     validations = [v for s in model.sessions
                    for v in (s.description.member_validation or (s.description.validation,))]
     for line in summary_lines(desc.head, desc.n_basis, desc.provenance, validations):

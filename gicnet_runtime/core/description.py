@@ -26,6 +26,10 @@ ENSEMBLE_FORMAT_VERSION = 2
 #: Time dependences of the network's correction (module docstring of gicnet_train.model);
 #: the one list the model config and the metadata check share.
 HEADS = ("basis", "time")
+#: How energy restoration measures a segment's total-energy deficit
+#: (:mod:`gicnet_runtime.unroll.energy_restore`): at the segment's end, or as its mean over
+#: the segment's check times.
+RESTORE_DEFICITS = ("end", "mean")
 #: Index of the three fixed dummy reference points in IC rows (0-based rows).
 DUMMY_INDICES = (-1, -2, -3)
 
@@ -44,6 +48,11 @@ class ModelDescription:
         tc_fs: segment length, fs; predictions are valid for 0 <= t <= tc_fs.
         unroll_segment_fs: length of the segments long trajectories are unrolled in by
             default, fs, at most tc (measured as the better choice for this model); None: tc.
+        unroll_restore_fraction: the fraction, in (0, 1], of a segment's total-energy deficit
+            that energy restoration puts back at the segment's end; None: 1 (all of it).
+        unroll_restore_deficit: how that deficit is measured: "end" (at the segment's end)
+            or "mean" (its mean over the segment's check times, which leaves out the part
+            that follows the vibrations' phase at the end); None: "end".
         gate_width_fs: a in the gate f(t) = 1 - exp(-(t/a)^2), fs.
         has_energy: whether the graph outputs ``energy_t`` (potential energy, eV).
         frame: how the dummy points are attached to the molecule (checked on reading: the
@@ -71,6 +80,8 @@ class ModelDescription:
     has_energy: bool
     frame: str = BODY_FRAME
     unroll_segment_fs: float | None = None
+    unroll_restore_fraction: float | None = None
+    unroll_restore_deficit: str | None = None
     head: str = "time"
     n_basis: int | None = None
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -92,6 +103,16 @@ class ModelDescription:
     def default_segment_fs(self) -> float:
         """Segment length for unrolling when none is asked for, fs."""
         return self.tc_fs if self.unroll_segment_fs is None else self.unroll_segment_fs
+
+    @property
+    def restore_fraction(self) -> float:
+        """Fraction of a segment's total-energy deficit restoration puts back."""
+        return 1.0 if self.unroll_restore_fraction is None else self.unroll_restore_fraction
+
+    @property
+    def restore_deficit(self) -> str:
+        """How restoration measures a segment's deficit: "end" or "mean"."""
+        return "end" if self.unroll_restore_deficit is None else self.unroll_restore_deficit
 
     def to_metadata(self) -> dict[str, str]:
         """The description as ONNX ``metadata_props``: ``gicnet.<field>`` -> JSON string."""
@@ -147,9 +168,16 @@ class ModelDescription:
         segment = self.unroll_segment_fs
         if segment is not None and not 0 < _finite("unroll_segment_fs", segment) <= tc_fs:
             raise ValueError(f"unroll_segment_fs must lie in (0, tc_fs], got {_shown(segment)}")
+        fraction = self.unroll_restore_fraction
+        if fraction is not None and not 0 < _finite("unroll_restore_fraction", fraction) <= 1:
+            raise ValueError(f"unroll_restore_fraction must lie in (0, 1], got {_shown(fraction)}")
+        if self.unroll_restore_deficit not in (None, *RESTORE_DEFICITS):
+            raise ValueError(f"unroll_restore_deficit must be one of {', '.join(RESTORE_DEFICITS)}"
+                             f", got {_shown(self.unroll_restore_deficit)}")
         return dataclasses.replace(
             self, **atoms, dummy_points_A=dummies, tc_fs=tc_fs,
             unroll_segment_fs=None if segment is None else float(segment),
+            unroll_restore_fraction=None if fraction is None else float(fraction),
             gate_width_fs=_positive("gate_width_fs", self.gate_width_fs),
             member_validation=self._checked_network())
 

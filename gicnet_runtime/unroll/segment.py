@@ -7,7 +7,10 @@ times; the centre of mass and the momenta are restored; members that failed nume
 a bond or froze or overheated the molecule (:mod:`gicnet_runtime.core.sanity`) are
 marked; the members' total-energy errors are computed; and, with energy restoration,
 each member's end state gets the trajectory's initial total energy back
-(:mod:`gicnet_runtime.unroll.propagate`).
+(:mod:`gicnet_runtime.unroll.propagate`): all of the deficit at the end, or the model's
+``restore_fraction`` of it, measured at the end or, with ``restore_deficit`` "mean", as its
+mean over the segment's check times (:class:`gicnet_runtime.core.description.
+ModelDescription`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from gicnet_runtime.core import internal, sanity
 from gicnet_runtime.core.contract import ENERGY_T, POSITIONS_T, VELOCITIES_T
 from gicnet_runtime.core.ensemble import total_energy_error_eV
 from gicnet_runtime.core.icdef import ICDefinition
+from gicnet_runtime.core.mechanics import kinetic_energy_eV
 from gicnet_runtime.core.sanity import (  # noqa: F401  (re-exported: the unrolling's bounds)
     EXPLOSION_MARGIN_A,
     MAX_SPEED_A_PER_FS,
@@ -58,12 +62,16 @@ class SegmentStep:
         layouts = [_segment_times(frames - s * segment_fs, checks_fs, segment_fs)
                    for s, frames in enumerate(per_segment)]
         width = max(len(times) for times, _, _ in layouts)
-        # Per segment: local times (padded with L), frame count and column of the end L.
+        # Per segment: local times (padded with L), frame count, columns of the check times
+        # (the last one the end, L).
         self.local = np.full((len(layouts), width), segment_fs)
         for s, (times, _, _) in enumerate(layouts):
             self.local[s, :len(times)] = times
         self.n_frames = np.array([n for _, n, _ in layouts])
-        self.ends = np.array([end for _, _, end in layouts])
+        self.checks = np.array([cols for _, _, cols in layouts])
+        self.ends = self.checks[:, -1]
+        self.fraction = model.description.restore_fraction
+        self.deficit = model.description.restore_deficit
 
     def predict(self, state: UnrollState, rows: np.ndarray, reference: np.ndarray | None,
                 limits: np.ndarray) -> SegmentPrediction:
@@ -96,7 +104,7 @@ class SegmentStep:
         ends = self.ends[segment]
         end_pos, end_vel = pos[:, cols, ends], vel[:, cols, ends]
         if self.restore is not None and energy is not None:
-            target = reference[None, :] - energy[:, cols, ends]
+            target = self._target_kinetic_eV(reference, energy, vel, segment, end_vel)
             end_vel = energy_restore.restore_kinetic_energy(
                 end_pos, end_vel, self.masses, *self.restore,
                 np.where(np.isfinite(target), target, 0.0))
@@ -106,6 +114,24 @@ class SegmentStep:
             potential_eV=None if energy is None else energy[:, :, :width],
             end_positions=end_pos, end_velocities=end_vel, errors_eV=errors,
             failures=self._failure_texts(errors, reasons, timed, segment))
+
+    def _target_kinetic_eV(self, reference: np.ndarray, energy: np.ndarray, vel: np.ndarray,
+                           segment: np.ndarray, end_vel: np.ndarray) -> np.ndarray:
+        """(M, A) kinetic energy, eV, that restoration gives each member's end state: its
+        own plus the model's fraction of the total-energy deficit (reference (A) minus
+        potential energy (M, A, K) and kinetic energy of velocities (M, A, K, N, 3)), the
+        deficit at the end or its mean over the segment's check times."""
+        end_kinetic = kinetic_energy_eV(end_vel, self.masses)
+        cols = np.arange(len(segment))[:, None]
+        if self.deficit == "mean":
+            at = self.checks[segment]                                      # (A, C)
+            kinetic = kinetic_energy_eV(vel[:, cols, at], self.masses)     # (M, A, C)
+            deficit = (reference[None, :, None] - energy[:, cols, at] - kinetic).mean(axis=-1)
+            return end_kinetic + self.fraction * deficit
+        # The end's deficit: f (reference - potential) + (1 - f) kinetic, exactly
+        # reference - potential when all of it is restored.
+        potential = energy[:, cols, self.ends[segment][:, None]][..., 0]
+        return self.fraction * (reference[None, :] - potential) + (1.0 - self.fraction) * end_kinetic
 
     def _physical(self, rows: np.ndarray, segment: np.ndarray, local: np.ndarray,
                   pos: np.ndarray, vel: np.ndarray) -> np.ndarray:
@@ -142,21 +168,22 @@ class SegmentStep:
 
 
 def _segment_times(frames_fs: np.ndarray, checks_fs: np.ndarray,
-                   segment_fs: float) -> tuple[np.ndarray, int, int]:
+                   segment_fs: float) -> tuple[np.ndarray, int, np.ndarray]:
     """One segment's local times to predict: its frames, then the check times that are
     not already frames (within ``TIME_RTOL`` · L).  Each time is predicted once, so
     frames every 0.5 fs with checks every 1 fs cost 20 network rows per segment, not 30.
 
     frames_fs: (F,) fs from the segment's start; checks_fs: (C,) fs, the last one L, the
-    segment length ``segment_fs``.  Returns (times (F + C') fs, F, column of the end L).
+    segment length ``segment_fs``.  Returns (times (F + C') fs, F, the column of each check
+    time (C,), the last one that of the end L).
     """
     frames = np.clip(frames_fs, 0.0, segment_fs)
     slack = TIME_RTOL * segment_fs
     match = np.abs(checks_fs[:, None] - frames[None, :]) <= slack
     extra = checks_fs[~match.any(axis=1)]
     times = np.concatenate([frames, extra])
-    end = int(np.flatnonzero(np.abs(times - segment_fs) <= slack)[0])
-    return times, frames.size, end
+    columns = np.array([int(np.flatnonzero(np.abs(times - t) <= slack)[0]) for t in checks_fs])
+    return times, frames.size, columns
 
 
 def _failures(finite: np.ndarray, pos: np.ndarray, vel: np.ndarray, masses: np.ndarray,

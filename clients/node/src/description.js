@@ -9,13 +9,15 @@ const FORMAT_VERSION = 2;
 const ENSEMBLE_FORMAT_VERSION = 2;
 const PREFIX = 'gicnet.';
 const HEADS = ['basis', 'time'];
+const RESTORE_DEFICITS = ['end', 'mean'];
 const REQUIRED = ['atomic_numbers', 'masses_amu', 'ic_rows', 'dummy_points_A', 'tc_fs',
   'gate_width_fs', 'has_energy'];
 
 /**
  * Description from metadata_props ({key: JSON string}); throws for missing, malformed or
  * newer metadata.  Returns {atomic_numbers, masses_amu, ic_rows, dummy_points_A, tc_fs,
- * gate_width_fs, has_energy, frame, unroll_segment_fs (fs, or null: tc), head ("basis" or
+ * gate_width_fs, has_energy, frame, unroll_segment_fs (fs, or null: tc),
+ * unroll_restore_fraction (or null: 1), unroll_restore_deficit ("end", "mean" or null: "end"), head ("basis" or
  * "time"; absent: "time"), n_basis (or null), provenance, validation, n_members (an ensemble
  * file's member count M, its outputs carrying a leading member axis; null: a single network),
  * member_validation (an ensemble file's M members' validation objects, or null),
@@ -45,7 +47,8 @@ function parseDescription(props) {
   }
   const missing = REQUIRED.filter((k) => !(k in raw));
   if (missing.length) throw new Error(`model metadata lacks ${missing.join(', ')}`);
-  const desc = {frame: 'initial-body-frame', unroll_segment_fs: null, head: 'time',
+  const desc = {frame: 'initial-body-frame', unroll_segment_fs: null,
+    unroll_restore_fraction: null, unroll_restore_deficit: null, head: 'time',
     n_basis: null, provenance: {}, validation: {}, n_members: null, member_validation: null,
     ...raw};
   check(desc);
@@ -93,6 +96,16 @@ function check(desc) {
     throw new Error('model metadata is malformed: unroll_segment_fs must lie in (0, tc_fs], '
       + `got ${JSON.stringify(segment)}`);
   }
+  const fraction = desc.unroll_restore_fraction;
+  if (fraction !== null && !(typeof fraction === 'number' && fraction > 0 && fraction <= 1)) {
+    throw new Error('model metadata is malformed: unroll_restore_fraction must lie in (0, 1], '
+      + `got ${JSON.stringify(fraction)}`);
+  }
+  const deficit = desc.unroll_restore_deficit;
+  if (deficit !== null && !RESTORE_DEFICITS.includes(deficit)) {
+    throw new Error('model metadata is malformed: unroll_restore_deficit must be one of '
+      + `${RESTORE_DEFICITS.join(', ')}, got ${JSON.stringify(deficit)}`);
+  }
 }
 
 /** Number of members in the file described by `desc`: n_members, else 1 (a single network). */
@@ -105,4 +118,15 @@ function defaultSegmentFs(desc) {
   return desc.unroll_segment_fs === null ? desc.tc_fs : desc.unroll_segment_fs;
 }
 
-module.exports = {FORMAT_VERSION, defaultSegmentFs, membersIn, parseDescription};
+/** Fraction of a segment's total-energy deficit restoration puts back: the metadata's, else 1. */
+function restoreFraction(desc) {
+  return desc.unroll_restore_fraction ?? 1;
+}
+
+/** How restoration measures a segment's deficit: "end" or "mean" (the metadata's, else "end"). */
+function restoreDeficit(desc) {
+  return desc.unroll_restore_deficit ?? 'end';
+}
+
+module.exports = {FORMAT_VERSION, defaultSegmentFs, membersIn, parseDescription, restoreDeficit,
+  restoreFraction};

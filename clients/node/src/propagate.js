@@ -18,7 +18,8 @@
  * 5. with energy restoration (on by default for models with energy) each member's end state
  *    first gets the trajectory's initial total energy back by scaling its stretch-and-bend
  *    velocities (./energyRestore.js), before it can start the next segment; the frames stay
- *    as predicted.
+ *    as predicted.  The model's unroll_restore_fraction of the deficit is put back, measured
+ *    at the end or (unroll_restore_deficit "mean") as its mean over the check times.
  *
  * The reference total energy of a trajectory is the members' mean potential energy at t = 0
  * plus the initial kinetic energy; frame 0's potential energy is that of the member used for
@@ -26,7 +27,7 @@
  */
 const mom = require('./momentum');
 const {restoreKineticEnergy, stretchBendCoordinates} = require('./energyRestore');
-const {defaultSegmentFs} = require('./description');
+const {defaultSegmentFs, restoreDeficit, restoreFraction} = require('./description');
 const {ENERGY_THRESHOLD_EV, Ranking, referenceEnergyEV, totalEnergyErrorEV} = require('./ensemble');
 const {TIME_RTOL, formatG, frameTimes, segmentOf, unrollSegmentFs} = require('./timegrid');
 const {Candidate, Unroll} = require('./unroll');
@@ -72,14 +73,15 @@ function framesPerSegment(durationFs, dtFs, segmentFs) {
  * One segment's local times to predict (propagate.py's _segment_times): its frames
  * (`framesFs`, fs from the segment's start, clipped to [0, L]), then the check times
  * (`checksFs`, the last one L = `segmentFs`) not already a frame within TIME_RTOL · L.
- * Returns {times (fs), nFrames, end: the index of the time L}.
+ * Returns {times (fs), nFrames, checks: the index of each check time, end: that of the time L}.
  */
 function segmentTimes(framesFs, checksFs, segmentFs) {
   const frames = framesFs.map((t) => Math.min(Math.max(t, 0), segmentFs));
   const slack = TIME_RTOL * segmentFs;
   const extra = checksFs.filter((c) => !frames.some((t) => Math.abs(c - t) <= slack));
   const times = frames.concat(extra);
-  return {times, nFrames: frames.length,
+  const checks = checksFs.map((c) => times.findIndex((t) => Math.abs(t - c) <= slack));
+  return {times, nFrames: frames.length, checks,
     end: times.findIndex((t) => Math.abs(t - segmentFs) <= slack)};
 }
 
@@ -164,6 +166,8 @@ class Step {
    */
   constructor(model, masses, segmentFs, perSegment, restore) {
     Object.assign(this, {model, masses, segmentFs, perSegment, restore});
+    const desc = model.description;
+    this.restoration = {fraction: restoreFraction(desc), deficit: restoreDeficit(desc)};
     const checks = Array.from({length: ENERGY_CHECKS_PER_SEGMENT},
       (_, k) => segmentFs * (k + 1) / ENERGY_CHECKS_PER_SEGMENT);
     this.layouts = perSegment.map((frames, s) => segmentTimes(
@@ -228,6 +232,22 @@ class Step {
   }
 
   /**
+   * The kinetic energy (eV) restoration gives member row `r`'s end state: its own plus the
+   * model's fraction of the total-energy deficit, at the end or its mean over the check
+   * times (segment.py's _target_kinetic_eV).
+   */
+  targetKineticEV(r, layout, referenceEV) {
+    const {fraction, deficit} = this.restoration;
+    const endKinetic = mom.kineticEnergyEV(r.velocities[layout.end], this.masses);
+    if (deficit === 'mean') {
+      const mean = layout.checks.reduce((sum, j) => sum + referenceEV - r.energy[j]
+        - mom.kineticEnergyEV(r.velocities[j], this.masses), 0) / layout.checks.length;
+      return endKinetic + fraction * mean;
+    }
+    return fraction * (referenceEV - r.energy[layout.end]) + (1 - fraction) * endKinetic;
+  }
+
+  /**
    * The Candidate of trajectory `u` from every member's restored row `rows` (M): the frames,
    * the end states (energy-restored when asked), the ranking and, when every member failed,
    * why.
@@ -236,7 +256,7 @@ class Step {
     const {nFrames, end} = layout;
     const endVelocities = rows.map((r) => {
       if (!this.restore || referenceEV === null) return r.velocities[end];
-      const target = referenceEV - r.energy[end];
+      const target = this.targetKineticEV(r, layout, referenceEV);
       return restoreKineticEnergy(r.positions[end], r.velocities[end], this.masses, this.restore,
         Number.isFinite(target) ? target : 0);
     });
