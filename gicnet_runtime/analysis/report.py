@@ -94,6 +94,7 @@ def run_evaluation(model, references: Sequence[Trajectory], settings: ev.Evaluat
                               {k: np.array(v) for k, v in seg.items()
                                if k.endswith(("_A", "_deg"))})
     trajectories = _long_trajectories(model, references, settings, progress)
+    report["unrolling"] = _unrolling(model, trajectories[0].info)
     bonds = ev.coordinate_sets(ICDefinition(model.description.ic_rows))["bond"]
     rows = ev.stability(trajectories, bonds, ev.equilibrium_bonds_A(references, bonds),
                         settings.long_duration_fs)
@@ -105,6 +106,16 @@ def run_evaluation(model, references: Sequence[Trajectory], settings: ev.Evaluat
                                   references, settings, out)
     _write_json(out / REPORT_NAME, report)
     return report
+
+
+def _unrolling(model, info: dict) -> dict[str, object]:
+    """How the long trajectories were unrolled: segment length, energy restoration and,
+    with it, the model's share of each segment's deficit."""
+    out = {"segment_fs": info["segment_fs"], "restore_energy": info["restore_energy"]}
+    if info["restore_energy"]:
+        out.update(restore_fraction=model.description.restore_fraction,
+                   restore_deficit=model.description.restore_deficit)
+    return out
 
 
 def _check_references(model, references: Sequence[Trajectory]) -> None:
