@@ -138,11 +138,9 @@ class TrainConfig:
     with all rows for 50, at 0-10 fs and far worse in long unrolls (docs/analysis.md).
     Validation always uses every row.
 
-    ``rollout_rows`` (0 = all, the default): training steps evaluate the chained-segment
-    term (``weights.rollout``) on this many rows of each batch that have a successor (the
-    first ones, a random subset as for ``energy_rows``).  The term runs the network a second
-    time and on all rows doubles a step's cost; on a quarter of them it adds about a quarter.
-    Validation always uses every row.
+    ``rollout_rows`` (0 = all, the default): the chained-segment term (``weights.rollout``,
+    a second network pass that doubles a step's cost on all rows) on this many rows of each
+    batch that have a successor, the first ones as for ``energy_rows``; validation uses all.
 
     ``patience`` (0 = off): stop when the validation loss has not improved for this many
     epochs (early stopping); the best checkpoint is what the run keeps either way.
@@ -201,8 +199,8 @@ class TrainConfig:
 
 
 #: What run.json files written before a setting existed imply for it.
-LEGACY = {"energy_time_stride": 1, "energy_rows": 0, "rollout_rows": 0, "grad_clip": 0.0, "patience": 0,
-          "model.head": "time"}
+LEGACY = {"energy_time_stride": 1, "energy_rows": 0, "rollout_rows": 0, "grad_clip": 0.0,
+          "patience": 0, "model.head": "time"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,12 +7,12 @@ The training run's validation trajectories (run.json ``val_trajectories``: traje
 the train split the members never trained on) are unrolled from frame 0 with every
 variant of segment length and energy restoration below, by ``gicnet evaluate``
 (GFN2-xTB energies every 50 fs), on the settings' exported model (``export_dir``).
-Restoration variants other than the default (all of the deficit at each segment's end)
-run on a copy of the ensemble file whose metadata carries them
-(``gicnet.unroll_restore_fraction`` and ``gicnet.unroll_restore_deficit``, what
-``gicnet export --restore-fraction/--restore-deficit`` writes).  A table of stability, total-energy RMS deviation,
-drift, spectrum overlap/Pearson and stretch band heights goes to stdout and
-``runs/unroll-choice/choice.json``.  The held-out trajectories stay untouched for the
+Restoration variants with a fraction run on a copy of the ensemble file whose metadata
+carries them (``gicnet.unroll_restore_fraction`` and ``gicnet.unroll_restore_deficit``,
+what ``gicnet export --restore-fraction/--restore-deficit`` writes), whatever the model's
+own metadata says.  A table of stability, total-energy RMS deviation, drift, spectrum
+overlap/Pearson and stretch band heights goes to stdout and ``choice.json`` in the output
+folder.  The held-out trajectories stay untouched for the
 confirmation (``make evaluate``).
 """
 
@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ROOT / "recipes" / "ethanol_model.json"
 OUT = ROOT / "runs" / "unroll-choice"
-#: (segment length fs, energy restoration: False, True (all of the deficit at the end) or
-#: (fraction, how the deficit is measured))
-VARIANTS = [(10.0, False), (10.0, True), (10.0, (0.3, "mean")), (7.5, True),
-            (7.5, (0.3, "mean")), (5.0, True)]
+#: (segment length fs, energy restoration: False, True (as the model's metadata says) or
+#: (fraction of the deficit, how it is measured), which overrides the metadata)
+VARIANTS = [(10.0, False), (10.0, (1.0, "end")), (10.0, (0.5, "end")), (10.0, (0.3, "mean")),
+            (7.5, (1.0, "end")), (7.5, (0.5, "end")), (5.0, (1.0, "end"))]
 
 
 def validation_files(settings: dict) -> list[Path]:
@@ -56,7 +56,7 @@ def restoring(model: Path, fraction: float, deficit: str, out: Path) -> Path:
 
 def label(restore) -> str:
     if restore is True or restore is False:
-        return "on" if restore else "off"
+        return "the model's" if restore else "off"
     return f"{restore[0]:g} of the {restore[1]} deficit"
 
 

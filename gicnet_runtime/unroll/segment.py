@@ -131,7 +131,8 @@ class SegmentStep:
         # The end's deficit: f (reference - potential) + (1 - f) kinetic, exactly
         # reference - potential when all of it is restored.
         potential = energy[:, cols, self.ends[segment][:, None]][..., 0]
-        return self.fraction * (reference[None, :] - potential) + (1.0 - self.fraction) * end_kinetic
+        return (self.fraction * (reference[None, :] - potential)
+                + (1.0 - self.fraction) * end_kinetic)
 
     def _physical(self, rows: np.ndarray, segment: np.ndarray, local: np.ndarray,
                   pos: np.ndarray, vel: np.ndarray) -> np.ndarray:

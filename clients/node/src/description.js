@@ -17,9 +17,10 @@ const REQUIRED = ['atomic_numbers', 'masses_amu', 'ic_rows', 'dummy_points_A', '
  * Description from metadata_props ({key: JSON string}); throws for missing, malformed or
  * newer metadata.  Returns {atomic_numbers, masses_amu, ic_rows, dummy_points_A, tc_fs,
  * gate_width_fs, has_energy, frame, unroll_segment_fs (fs, or null: tc),
- * unroll_restore_fraction (or null: 1), unroll_restore_deficit ("end", "mean" or null: "end"), head ("basis" or
- * "time"; absent: "time"), n_basis (or null), provenance, validation, n_members (an ensemble
- * file's member count M, its outputs carrying a leading member axis; null: a single network),
+ * unroll_restore_fraction (or null: 1), unroll_restore_deficit ("end", "mean" or null:
+ * "end"), head ("basis" or "time"; absent: "time"), n_basis (or null), provenance,
+ * validation, n_members (an ensemble file's member count M, its outputs carrying a leading
+ * member axis; null: a single network),
  * member_validation (an ensemble file's M members' validation objects, or null),
  * format_version, units, n_atoms}.  The head is informative: the graph's inputs and outputs
  * are the same for both.
