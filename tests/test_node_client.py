@@ -597,7 +597,7 @@ def test_built_ensemble_file_and_mixed_folder_unroll_like_python(node, initial, 
 def test_restoration_settings_unroll_like_python(node, initial, tmp_path, fraction, deficit):
     """The shipped ensemble file with unroll_restore_fraction and unroll_restore_deficit in
     its metadata: Node restores the same part of each segment's deficit as Python, and the
-    frames differ from those of full restoration at the end."""
+    frames differ from those of restoring all of the deficit at the end."""
     path = _with_metadata(ENSEMBLE_FILE, tmp_path / "restore.onnx",
                           unroll_restore_fraction=fraction, unroll_restore_deficit=deficit)
     model = load_model(path, device="cpu")
@@ -605,7 +605,9 @@ def test_restoration_settings_unroll_like_python(node, initial, tmp_path, fracti
     info = json.loads(run_ok(node, "info", "--model", str(path)).stdout)
     assert (info["unroll_restore_fraction"], info["unroll_restore_deficit"]) == (fraction, deficit)
     expected = _assert_unrolls_like_python(node, path, model, initial, tmp_path / "restore.json")
-    full = load_model(ENSEMBLE_FILE, device="cpu").propagate(
+    every = _with_metadata(ENSEMBLE_FILE, tmp_path / "full.onnx", unroll_restore_fraction=1.0,
+                           unroll_restore_deficit="end")
+    full = load_model(every, device="cpu").propagate(
         initial.positions, initial.velocities, SEGMENTS * model.description.default_segment_fs,
         DT_FS)
     assert max(np.abs(a.velocities[-1] - b.velocities[-1]).max()
