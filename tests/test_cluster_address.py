@@ -169,15 +169,25 @@ def _server_failed():
                                   f"{CLIENT_START_FAILED}. See ray_client_server_23000.err")
 
 
-@pytest.mark.parametrize("failures", [1, CLIENT_ATTEMPTS - 1])
+def _server_died():
+    """The same race seen from Ray's side while it waits for the new process (CI)."""
+    return ConnectionAbortedError(
+        'Initialization failure from server: Traceback (most recent call last): File "proxier.py",'
+        ' line 396, in start_specific_server cmd = psutil_proc.cmdline() psutil.ZombieProcess: '
+        "PID still exists but it's a zombie (pid=9665)")
+
+
+@pytest.mark.parametrize("failures", [[_server_failed()], [_server_died()],
+                                      [_server_died(), _server_failed()]])
 def test_a_client_server_that_failed_to_start_is_tried_again(monkeypatch, failures):
-    fake = _FlakyRay([_server_failed()] * failures)
+    assert len(failures) < CLIENT_ATTEMPTS
+    fake = _FlakyRay(failures)
     monkeypatch.setattr(connect_module, "import_ray", lambda: fake)
     monkeypatch.setattr(connect_module.time, "sleep", lambda s: None)
     monkeypatch.setattr(connect_module, "enable_token_auth", lambda: False)
     with connect_module.connect("ray://10.0.0.1:10001") as ray:
         assert ray.is_initialized()
-    assert fake.calls == failures + 1 and not fake.connected
+    assert fake.calls == len(failures) + 1 and not fake.connected
 
 
 def test_client_retries_end_in_one_line_and_other_errors_are_not_retried(monkeypatch):

@@ -41,8 +41,11 @@ TOKEN_HINT = ("if the cluster uses token authentication, copy its token (`ray ge
 
 #: Attempts at a ``ray://`` connection whose client server failed to start.
 CLIENT_ATTEMPTS = 3
-#: What Ray's client server answers when the server process for a driver did not start.
+#: What Ray's client server answers when the server process for a driver did not start:
+#: its own message, or a traceback through the function that starts that process (a
+#: psutil.ZombieProcess when the process died before Ray looked at it).
 CLIENT_START_FAILED = "Starting Ray client server failed"
+CLIENT_START_MARKERS = (CLIENT_START_FAILED, "start_specific_server")
 
 
 def token_available(environ=os.environ, home: str | None = None) -> bool:
@@ -123,14 +126,15 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
 
 def _init(ray, options: dict, *, retry: bool, pause_s: float = 2.0) -> None:
     """``ray.init(**options)``; with ``retry``, again after a pause while the error is a
-    client server that failed to start (:data:`CLIENT_START_FAILED`), at most
+    client server that failed to start (:data:`CLIENT_START_MARKERS`), at most
     :data:`CLIENT_ATTEMPTS` times in all."""
     for attempt in range(1, CLIENT_ATTEMPTS + 1):
         try:
             ray.init(**options)
             return
         except Exception as err:  # noqa: BLE001  (Ray raises several kinds)
-            if not retry or attempt == CLIENT_ATTEMPTS or CLIENT_START_FAILED not in str(err):
+            if (not retry or attempt == CLIENT_ATTEMPTS
+                    or not any(marker in str(err) for marker in CLIENT_START_MARKERS)):
                 raise
         time.sleep(pause_s)
 
