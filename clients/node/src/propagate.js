@@ -81,8 +81,7 @@ function segmentTimes(framesFs, checksFs, segmentFs) {
   const extra = checksFs.filter((c) => !frames.some((t) => Math.abs(c - t) <= slack));
   const times = frames.concat(extra);
   const checks = checksFs.map((c) => times.findIndex((t) => Math.abs(t - c) <= slack));
-  return {times, nFrames: frames.length, checks,
-    end: times.findIndex((t) => Math.abs(t - segmentFs) <= slack)};
+  return {times, nFrames: frames.length, checks, end: checks[checks.length - 1]};
 }
 
 /**
