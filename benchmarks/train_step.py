@@ -27,9 +27,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data" / "ethanol" / "train"
 RECIPE = REPO / "recipes" / "ethanol_model.json"
-#: Variant name -> (energy weight kept?, energy_rows).
-VARIANTS = {"energy term, all 256 rows": (True, 0), "energy term, 64 rows": (True, 64),
-            "energy term, 32 rows": (True, 32), "no energy term": (False, 0)}
+#: Variant name -> (energy weight kept?, energy_rows, cross products as in the exported
+#: graph (gathers) instead of torch.linalg.cross, as training did before 2026-12-07).
+VARIANTS = {"energy term, all 256 rows": (True, 0, False),
+            "energy term, all 256 rows, cross products as gathers": (True, 0, True),
+            "energy term, 64 rows": (True, 64, False),
+            "energy term, 32 rows": (True, 32, False), "no energy term": (False, 0, False)}
 
 
 def parse_args(argv):
@@ -65,9 +68,13 @@ def setup(n_traj: int):
     return model, energy, pairs, cfg
 
 
-def time_steps(model, energy, pairs, cfg, keep_energy: bool, rows: int, steps: int) -> float:
-    """Mean seconds per AdamW step (forward, backward, update) over ``steps`` batches."""
+def time_steps(model, energy, pairs, cfg, keep_energy: bool, rows: int, steps: int,
+               gathers: bool = False) -> float:
+    """Mean seconds per AdamW step (forward, backward, update) over ``steps`` batches;
+    ``gathers``: cross products by :func:`gicnet_train.geometry.cross_gathers`."""
     import torch
+
+    from gicnet_train import geometry
 
     from gicnet_train.loss import total_loss
     from gicnet_train.train import batch_terms
@@ -76,14 +83,20 @@ def time_steps(model, energy, pairs, cfg, keep_energy: bool, rows: int, steps: i
         cfg = dataclasses.replace(cfg, weights=dataclasses.replace(cfg.weights, energy=0.0))
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
     gen = torch.Generator().manual_seed(1)
-    start = time.perf_counter()
-    for _ in range(steps):
-        idx = torch.randint(0, len(pairs), (cfg.batch_size,), generator=gen)
-        loss = total_loss(batch_terms(model, pairs, idx, cfg, energy, None, rows), cfg.weights)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-    return (time.perf_counter() - start) / steps
+    cross = geometry._cross
+    geometry._cross = geometry.cross_gathers if gathers else cross
+    try:
+        start = time.perf_counter()
+        for _ in range(steps):
+            idx = torch.randint(0, len(pairs), (cfg.batch_size,), generator=gen)
+            loss = total_loss(batch_terms(model, pairs, idx, cfg, energy, None, rows),
+                              cfg.weights)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        return (time.perf_counter() - start) / steps
+    finally:
+        geometry._cross = cross
 
 
 def main(argv=None) -> dict:
@@ -95,8 +108,9 @@ def main(argv=None) -> dict:
     time_steps(model, energy, pairs, cfg, True, 0, 5)  # warm-up
     times = {name: [] for name in VARIANTS}
     for _ in range(args.rounds):
-        for name, (keep, rows) in VARIANTS.items():
-            times[name].append(time_steps(model, energy, pairs, cfg, keep, rows, args.steps))
+        for name, (keep, rows, gathers) in VARIANTS.items():
+            times[name].append(time_steps(model, energy, pairs, cfg, keep, rows, args.steps,
+                                          gathers))
     start = time.perf_counter()
     validate(model, pairs, cfg, energy)
     validation_s = time.perf_counter() - start

@@ -193,3 +193,14 @@ def test_wrong_shapes_raise_clear_errors():
         g.cartesian_to_internal(torch.zeros(2, 9, 3), torch.zeros(3, 9, 3), icdef)
     with pytest.raises(InputError, match="shape"):
         g.internal_to_cartesian(torch.zeros(9, 2), torch.zeros(9, 2), icdef)
+
+
+def test_cross_products_match_numpy_with_broadcasting():
+    """The training path (linalg.cross) and the exported path (gathers) against numpy."""
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(4, 1, 5, 3)), rng.normal(size=(1, 6, 5, 3))
+    want = np.cross(a, b)
+    for cross in (g._cross, g.cross_gathers):
+        got = cross(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+        assert got.shape == (4, 6, 5, 3)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
