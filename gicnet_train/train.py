@@ -54,13 +54,15 @@ def batch_terms(model: GICnet, pairs: Pairs, idx: torch.Tensor, cfg: TrainConfig
     successor in ``following`` (:func:`gicnet_train.pairs.successors` of ``pairs``), the
     first ``rollout_rows`` of them (0: all)."""
     every_time = time_idx is None
-    if every_time:
-        time_idx = torch.arange(len(pairs.times), device=idx.device).expand(len(idx), -1)
-    times = pairs.times[time_idx]
-    rows = idx.unsqueeze(1)
+    w = time_weights(pairs.times, cfg.time_weighting)
+    if every_time:  # rows gathered whole: cheaper than indexing by (row, time)
+        times, w = pairs.times.expand(len(idx), -1), w.expand(len(idx), -1)
+        q_ref, q_dot_ref = pairs.q[idx], pairs.q_dot[idx]
+    else:
+        rows = idx.unsqueeze(1)
+        times, w = pairs.times[time_idx], w[time_idx]
+        q_ref, q_dot_ref = pairs.q[rows, time_idx], pairs.q_dot[rows, time_idx]
     q, q_dot = model.internal(pairs.q0[idx], pairs.q0_dot[idx], times)
-    w = time_weights(pairs.times, cfg.time_weighting)[time_idx]
-    q_ref, q_dot_ref = pairs.q[rows, time_idx], pairs.q_dot[rows, time_idx]
     terms = segment_terms(model, q, q_dot, q_ref, q_dot_ref, w, cfg.weights)
     if following is not None and cfg.weights.rollout > 0:
         _add_rollout(terms, model, pairs, idx, following, cfg,
