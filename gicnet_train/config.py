@@ -34,14 +34,11 @@ DEFAULT_N_BASIS = 16
 MAX_N_BASIS = 256
 #: Time weightings of the loss (:func:`gicnet_train.loss.time_weights`).
 TIME_WEIGHTINGS = ("uniform", "linear")
-#: Largest seed: the training loop derives generator seeds of ~1e11 x seed
-#: (:func:`gicnet_train.train.sample_times`), which must fit torch's 64-bit seeds.
+#: Largest seed: generator seeds of ~1e11 x seed (train.sample_times) must fit 64 bits.
 MAX_SEED = 10 ** 8
-#: Settings that may differ when an interrupted run is resumed: they decide when the run
-#: stops for time and how often it checkpoints, not what one epoch learns (a budget is a
-#: wall-clock limit, so such a run is not reproducible to the bit anyway, and the budget
-#: only ever shortens the planned epochs).  Every other setting must match, since the
-#: checkpoints, the learning-rate schedule and the members already trained depend on it.
+#: Settings that may differ when an interrupted run is resumed: they decide when it stops
+#: for time and how often it checkpoints, not what an epoch learns.  Every other setting
+#: must match: the checkpoints, the schedule and the members trained depend on it.
 RESUMABLE = frozenset({"time_budget_s", "checkpoint_every_s"})
 
 
@@ -130,13 +127,14 @@ class TrainConfig:
     energy varies smoothly over a segment, and the energy model costs per frame.
 
     ``energy_rows`` (0 = all, the default): training steps evaluate the energy-consistency
-    term on this many rows of each batch (its first ones; batches are drawn in random
-    order, so a random subset).  On all 256 rows the term costs 2x the rest of a step
-    (many small operations: the Cartesian conversion of every frame it uses and the
-    energy model); on 64 a step is 32 % cheaper (benchmarks/train_step.py).  Not the
-    default: the ethanol recipe trained with 64 rows for 71 epochs came out worse than
-    with all rows for 50, at 0-10 fs and far worse in long unrolls (docs/analysis.md).
-    Validation always uses every row.
+    term on this many rows of each batch (its first ones, a random subset); a cheaper step
+    (benchmarks/train_step.py), but a worse ethanol model (docs/analysis.md).  Validation
+    always uses every row.
+
+    ``energy_saturation_ev`` (0 = off): each frame's total-energy error e enters the
+    energy term as c tanh(e / c), c in eV: unchanged where small (0.1 eV), bounded where a
+    predicted geometry is far off (the energy model's 1/r inputs then give errors up to
+    10^11 eV and gradient norms up to 10^17, which wrecked unclipped runs).
 
     ``rollout_rows`` (0 = all, the default): the chained-segment term (``weights.rollout``,
     a second network pass that doubles a step's cost on all rows) on this many rows of each
@@ -172,6 +170,7 @@ class TrainConfig:
     patience: int = 5
     energy_time_stride: int = 5
     energy_rows: int = 0
+    energy_saturation_ev: float = 1.0
     rollout_rows: int = 0
     grad_clip: float = 0.0
     val_fraction: float = 0.1
@@ -199,7 +198,8 @@ class TrainConfig:
 
 
 #: What run.json files written before a setting existed imply for it.
-LEGACY = {"energy_time_stride": 1, "energy_rows": 0, "rollout_rows": 0, "grad_clip": 0.0,
+LEGACY = {"energy_time_stride": 1, "energy_rows": 0, "energy_saturation_ev": 0.0,
+          "rollout_rows": 0, "grad_clip": 0.0,
           "patience": 0, "model.head": "time"}
 
 
@@ -237,6 +237,7 @@ LIMITS: dict[str, _Range | tuple[str, ...]] = {
     "warmup_steps": _NON_NEGATIVE, "weight_decay": _NON_NEGATIVE, "stride": _AT_LEAST_1,
     "times_per_pair": _NON_NEGATIVE, "patience": _NON_NEGATIVE,
     "energy_time_stride": _AT_LEAST_1, "energy_rows": _NON_NEGATIVE,
+    "energy_saturation_ev": _NON_NEGATIVE,
     "rollout_rows": _NON_NEGATIVE, "grad_clip": _NON_NEGATIVE,
     "val_fraction": _Range(0, 1, True, True), "time_weighting": TIME_WEIGHTINGS,
     "seed": _Range(0, MAX_SEED),

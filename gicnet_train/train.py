@@ -43,6 +43,12 @@ def kinetic_energy(velocities: torch.Tensor, masses: torch.Tensor) -> torch.Tens
     return 0.5 * (masses * velocities.pow(2).sum(-1)).sum(-1) * AMU_A2_PER_FS2_IN_EV
 
 
+def saturated(error: torch.Tensor, scale: float) -> torch.Tensor:
+    """``scale`` tanh(error / scale): the error itself where small, bounded by ``scale``
+    (with a vanishing gradient) where large; ``scale`` 0: the error unchanged."""
+    return scale * torch.tanh(error / scale) if scale > 0 else error
+
+
 def batch_terms(model: GICnet, pairs: Pairs, idx: torch.Tensor, cfg: TrainConfig,
                 energy: EnergyModel | None, time_idx: torch.Tensor | None = None,
                 energy_rows: int = 0, following: torch.Tensor | None = None,
@@ -81,7 +87,8 @@ def batch_terms(model: GICnet, pairs: Pairs, idx: torch.Tensor, cfg: TrainConfig
                             times[some, sub])
         e0 = energy(p0) + kinetic_energy(v0, model.masses)
         e_t = energy(x) + kinetic_energy(v, model.masses)
-        terms["energy"] = torch.sqrt((e_t - e0.unsqueeze(1)).pow(2).mean())
+        terms["energy"] = torch.sqrt(saturated(e_t - e0.unsqueeze(1),
+                                               cfg.energy_saturation_ev).pow(2).mean())
     return terms
 
 

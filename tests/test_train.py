@@ -23,7 +23,7 @@ from gicnet_train.loss import bond_amplitude_error, rmse_terms, time_weights, to
 from gicnet_train.mlp import MLP, gelu, gelu_derivative
 from gicnet_train.model import GICnet, ModelConfig, chebyshev, gate
 from gicnet_train.pairs import build_pairs, split_by_trajectory
-from gicnet_train.train import batch_terms, learning_rate
+from gicnet_train.train import batch_terms, learning_rate, saturated
 
 TANGENT_RTOL = 1e-5
 #: Small settings for a training run that takes seconds on 2 cores.
@@ -225,13 +225,44 @@ def test_energy_term_on_energy_rows_is_the_term_of_those_rows(molecule, short_md
     energy.set_scaling(torch.tensor(traj.positions, dtype=torch.float32),
                        torch.tensor(traj.potential_energy, dtype=torch.float32))
     idx = torch.arange(0, 12)
-    some = batch_terms(model, pairs, idx, TINY, energy, energy_rows=5)
-    alone = batch_terms(model, pairs, idx[:5], TINY, energy)
-    every = batch_terms(model, pairs, idx, TINY, energy)
+    cfg = dataclasses.replace(TINY, energy_saturation_ev=0.0)  # a random model's errors are big
+    some = batch_terms(model, pairs, idx, cfg, energy, energy_rows=5)
+    alone = batch_terms(model, pairs, idx[:5], cfg, energy)
+    every = batch_terms(model, pairs, idx, cfg, energy)
     assert some["energy"].item() == pytest.approx(alone["energy"].item(), rel=1e-6)
     assert some["energy"].item() != pytest.approx(every["energy"].item(), rel=1e-3)
     assert some["distance"].item() == pytest.approx(every["distance"].item(), rel=1e-6)
     assert some["distance"].item() != pytest.approx(alone["distance"].item(), rel=1e-3)
+
+
+def test_saturated_error_is_the_error_when_small_and_bounded_when_large():
+    e = torch.tensor([1e-4, -2e-3, 0.05, 3.0, -1e6], dtype=torch.float64, requires_grad=True)
+    out = saturated(e, 2.0)
+    out.sum().backward()
+    np.testing.assert_allclose(out[:2].detach(), e[:2].detach(), rtol=1e-6)
+    np.testing.assert_allclose(out.detach(), 2.0 * np.tanh(e.detach().numpy() / 2.0), rtol=1e-12)
+    assert out[-1].item() == -2.0 and e.grad[-1].item() == 0.0  # bounded, no gradient
+    assert e.grad[2].item() == pytest.approx(1.0 - np.tanh(0.025) ** 2, rel=1e-12)
+    assert torch.equal(saturated(e, 0.0), e)
+
+
+def test_energy_saturation_bounds_the_term_of_a_wild_model(molecule, short_md):
+    """A random network predicts wildly wrong energies (kinetic energies of ~1e10 eV): the
+    plain term is as large, the saturated one stays below c and its gradient stays small."""
+    traj, icdef = molecule
+    pairs = build_pairs(short_md[:1], icdef, 10.0, stride=20)
+    model = random_model(molecule, dtype=torch.float32)
+    torch.manual_seed(1)
+    energy = EnergyModel(traj.n_atoms, (16,))
+    energy.set_scaling(torch.tensor(traj.positions, dtype=torch.float32),
+                       torch.tensor(traj.potential_energy, dtype=torch.float32))
+    idx = torch.arange(0, 12)
+    plain, capped = (dataclasses.replace(TINY, energy_saturation_ev=c) for c in (0.0, 1.0))
+    assert batch_terms(model, pairs, idx, plain, energy)["energy"].item() > 1e3
+    term = batch_terms(model, pairs, idx, capped, energy)["energy"]
+    term.backward()
+    assert 0.5 < term.item() <= 1.0
+    assert max(float(p.grad.abs().max()) for p in model.parameters()) < 1e-3
 
 
 def combined_error(errors: dict) -> float:
