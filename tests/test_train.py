@@ -213,10 +213,9 @@ def test_pairs_targets_match_the_trajectory(molecule, short_md):
     assert steps.max() < 1.0
 
 
-def test_energy_term_on_energy_rows_is_the_term_of_those_rows(molecule, short_md):
-    """``energy_rows`` = k evaluates the energy-consistency term on the batch's first k
-    rows: the same value as a batch of those k rows alone, while the coordinate terms
-    still use every row."""
+def energy_term_setup(molecule, short_md):
+    """Pairs of one trajectory, a random float32 network and an untrained energy model
+    scaled to the trajectory: inputs for the energy-consistency term."""
     traj, icdef = molecule
     pairs = build_pairs(short_md[:1], icdef, 10.0, stride=20)
     model = random_model(molecule, dtype=torch.float32)
@@ -224,6 +223,14 @@ def test_energy_term_on_energy_rows_is_the_term_of_those_rows(molecule, short_md
     energy = EnergyModel(traj.n_atoms, (16,))
     energy.set_scaling(torch.tensor(traj.positions, dtype=torch.float32),
                        torch.tensor(traj.potential_energy, dtype=torch.float32))
+    return pairs, model, energy
+
+
+def test_energy_term_on_energy_rows_is_the_term_of_those_rows(molecule, short_md):
+    """``energy_rows`` = k evaluates the energy-consistency term on the batch's first k
+    rows: the same value as a batch of those k rows alone, while the coordinate terms
+    still use every row."""
+    pairs, model, energy = energy_term_setup(molecule, short_md)
     idx = torch.arange(0, 12)
     cfg = dataclasses.replace(TINY, energy_saturation_ev=0.0)  # a random model's errors are big
     some = batch_terms(model, pairs, idx, cfg, energy, energy_rows=5)
@@ -249,13 +256,7 @@ def test_saturated_error_is_the_error_when_small_and_bounded_when_large():
 def test_energy_saturation_bounds_the_term_of_a_wild_model(molecule, short_md):
     """A random network predicts wildly wrong energies (kinetic energies of ~1e10 eV): the
     plain term is as large, the saturated one stays below c and its gradient stays small."""
-    traj, icdef = molecule
-    pairs = build_pairs(short_md[:1], icdef, 10.0, stride=20)
-    model = random_model(molecule, dtype=torch.float32)
-    torch.manual_seed(1)
-    energy = EnergyModel(traj.n_atoms, (16,))
-    energy.set_scaling(torch.tensor(traj.positions, dtype=torch.float32),
-                       torch.tensor(traj.potential_energy, dtype=torch.float32))
+    pairs, model, energy = energy_term_setup(molecule, short_md)
     idx = torch.arange(0, 12)
     plain, capped = (dataclasses.replace(TINY, energy_saturation_ev=c) for c in (0.0, 1.0))
     assert batch_terms(model, pairs, idx, plain, energy)["energy"].item() > 1e3
