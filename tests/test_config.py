@@ -172,10 +172,10 @@ def test_the_ethanol_recipe_trains_with_the_settings_its_flags_gave():
     flags = TrainConfig(
         model=ModelConfig(hidden=(512, 256, 128), tc_fs=10.0, gate_width_fs=2.5, head="basis",
                           n_basis=16),
-        weights=dataclasses.replace(LossWeights(), energy=0.05, amplitude=3.0),
+        weights=dataclasses.replace(LossWeights(), energy=0.05),
         energy=dataclasses.replace(EnergyTrainConfig(), epochs=30),
         epochs=200, batch_size=256, lr=0.001, stride=2, times_per_pair=0, patience=10, seed=0,
-        checkpoint_every_s=60.0, time_budget_s=3200.0, grad_clip=5.0)
+        checkpoint_every_s=60.0, time_budget_s=3200.0, grad_clip=0.0, energy_saturation_ev=1.0)
     assert config_from_dict(settings["train"]) == flags
     assert settings["train_options"] == {"ensemble": 2, "threads": 1}
     assert recipe.stages(settings) == [(recipe.ROOT / "runs" / "ethanol", settings["train"])]
