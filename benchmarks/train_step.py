@@ -75,7 +75,6 @@ def time_steps(model, energy, pairs, cfg, keep_energy: bool, rows: int, steps: i
     import torch
 
     from gicnet_train import geometry
-
     from gicnet_train.loss import total_loss
     from gicnet_train.train import batch_terms
 
