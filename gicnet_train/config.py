@@ -199,8 +199,7 @@ class TrainConfig:
 
 #: What run.json files written before a setting existed imply for it.
 LEGACY = {"energy_time_stride": 1, "energy_rows": 0, "energy_saturation_ev": 0.0,
-          "rollout_rows": 0, "grad_clip": 0.0,
-          "patience": 0, "model.head": "time"}
+          "rollout_rows": 0, "grad_clip": 0.0, "patience": 0, "model.head": "time"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -44,8 +44,7 @@ def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     operations, benchmarks/train_step.py); in an ONNX export, :func:`cross_gathers`."""
     if torch.onnx.is_in_onnx_export():
         return cross_gathers(a, b)
-    a, b = torch.broadcast_tensors(a, b)
-    return torch.linalg.cross(a, b, dim=-1)
+    return torch.linalg.cross(a, b, dim=-1)  # broadcasts, forward and backward
 
 
 def cross_gathers(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
