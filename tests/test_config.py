@@ -166,7 +166,8 @@ def _recipe():
 
 def test_the_ethanol_recipe_trains_with_the_settings_its_flags_gave():
     """The recipe's "train" section is a config file that gives the same TrainConfig as the
-    command-line flags the recipe passed before (--epochs 200 --patience 10 ...)."""
+    command-line flags the recipe passed before (--epochs 200 --patience 10 ...), and its
+    "finetune" section a second stage: those settings with the chained-segment term on."""
     recipe = _recipe()
     settings = recipe.load_settings()
     flags = TrainConfig(
@@ -175,10 +176,15 @@ def test_the_ethanol_recipe_trains_with_the_settings_its_flags_gave():
         weights=dataclasses.replace(LossWeights(), energy=0.05),
         energy=dataclasses.replace(EnergyTrainConfig(), epochs=30),
         epochs=200, batch_size=256, lr=0.001, stride=2, times_per_pair=0, patience=10, seed=0,
-        checkpoint_every_s=60.0, time_budget_s=3200.0, grad_clip=0.0, energy_saturation_ev=1.0)
+        checkpoint_every_s=60.0, time_budget_s=2450.0, grad_clip=0.0, energy_saturation_ev=1.0)
     assert config_from_dict(settings["train"]) == flags
     assert settings["train_options"] == {"ensemble": 2, "threads": 1}
-    assert recipe.stages(settings) == [(recipe.ROOT / "runs" / "ethanol", settings["train"])]
+    (base_dir, base), (run_dir, finetune) = recipe.stages(settings)
+    assert (base_dir, base) == (recipe.ROOT / "runs" / "ethanol-base", settings["train"])
+    assert run_dir == recipe.ROOT / "runs" / "ethanol"
+    assert config_from_dict(finetune) == dataclasses.replace(
+        flags, weights=dataclasses.replace(flags.weights, rollout=1.0), epochs=30, lr=2e-4,
+        lr_min=1e-5, warmup_steps=50, time_budget_s=600.0)
 
 
 #: A fine-tuning stage over the ethanol recipe's settings (the chained-segment term on, a
