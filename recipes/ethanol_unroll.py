@@ -11,11 +11,11 @@ Restoration variants with a fraction run on a copy of the ensemble file whose me
 carries them (``gicnet.unroll_restore_fraction`` and ``gicnet.unroll_restore_deficit``,
 what ``gicnet export --restore-fraction/--restore-deficit`` writes), whatever the model's
 own metadata says.  The default duration is that of ``make evaluate``'s runs, 50 ps:
-over 20 ps, partial-restoration variants looked as good as full restoration, then let a
-held-out trajectory's drift build up (docs/analysis.md).  A table of stability, total-energy RMS deviation, drift, spectrum
-overlap/Pearson and stretch band heights goes to stdout and ``choice.json`` in the output
-folder.  The held-out trajectories stay untouched for the
-confirmation (``make evaluate``).
+over 20 ps, variants that restore less than all of the end deficit looked as good, then
+let a held-out trajectory's drift build up (docs/analysis.md).  A table of stability,
+total-energy RMS deviation, drift, spectrum overlap/Pearson and stretch band heights goes
+to stdout and ``choice.json`` in the output folder.  The held-out trajectories stay
+untouched for the confirmation (``make evaluate``).
 """
 
 from __future__ import annotations
