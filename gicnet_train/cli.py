@@ -41,7 +41,8 @@ SETTING_OPTIONS = {
     "patience": "patience", "batch_size": "batch_size", "lr": "lr", "stride": "stride",
     "times_per_pair": "times_per_pair", "energy_epochs": "energy.epochs",
     "energy_weight": "weights.energy", "amplitude_weight": "weights.amplitude",
-    "rollout_weight": "weights.rollout", "grad_clip": "grad_clip", "seed": "seed",
+    "rollout_weight": "weights.rollout", "rollout_segments": "rollout_segments",
+    "grad_clip": "grad_clip", "seed": "seed",
     "time_budget_s": "time_budget_s",
     "checkpoint_every_s": "checkpoint_every_s",
 }
@@ -107,6 +108,9 @@ def _setting(flag: str, kind, help_text: str):
 @_setting("--rollout-weight", float,
           "Weight of the chained second segment's terms (0 = off): the loss also scores a "
           "segment started from the model's own prediction at tc (about 2x the step time).")
+@_setting("--rollout-segments", int,
+          "Segments the chained term scores after the first, each from the previous one's "
+          "predicted end (one more network pass per step each).")
 @_setting("--grad-clip", float, "Clip the gradient norm at this value (0 = off).")
 @click.option("--init-from", type=click.Path(file_okay=False, exists=True), default=None,
               help="Fine-tune: start each member from this finished run's member (same data "

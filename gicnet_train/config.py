@@ -140,6 +140,11 @@ class TrainConfig:
     a second network pass that doubles a step's cost on all rows) on this many rows of each
     batch that have a successor, the first ones as for ``energy_rows``; validation uses all.
 
+    ``rollout_segments`` (1, the default): how many segments the chained term scores after
+    the first, each started from the previous one's predicted end (an unroll across that
+    many boundaries); a step costs about one network pass more per segment, and only rows
+    whose trajectory continues that far are scored.
+
     ``patience`` (0 = off): stop when the validation loss has not improved for this many
     epochs (early stopping); the best checkpoint is what the run keeps either way.
 
@@ -172,6 +177,7 @@ class TrainConfig:
     energy_rows: int = 0
     energy_saturation_ev: float = 1.0
     rollout_rows: int = 0
+    rollout_segments: int = 1
     grad_clip: float = 0.0
     val_fraction: float = 0.1
     time_weighting: str = "uniform"
@@ -199,7 +205,8 @@ class TrainConfig:
 
 #: What run.json files written before a setting existed imply for it.
 LEGACY = {"energy_time_stride": 1, "energy_rows": 0, "energy_saturation_ev": 0.0,
-          "rollout_rows": 0, "grad_clip": 0.0, "patience": 0, "model.head": "time"}
+          "rollout_rows": 0, "rollout_segments": 1,
+          "grad_clip": 0.0, "patience": 0, "model.head": "time"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,7 +244,8 @@ LIMITS: dict[str, _Range | tuple[str, ...]] = {
     "times_per_pair": _NON_NEGATIVE, "patience": _NON_NEGATIVE,
     "energy_time_stride": _AT_LEAST_1, "energy_rows": _NON_NEGATIVE,
     "energy_saturation_ev": _NON_NEGATIVE,
-    "rollout_rows": _NON_NEGATIVE, "grad_clip": _NON_NEGATIVE,
+    "rollout_rows": _NON_NEGATIVE, "rollout_segments": _AT_LEAST_1,
+    "grad_clip": _NON_NEGATIVE,
     "val_fraction": _Range(0, 1, True, True), "time_weighting": TIME_WEIGHTINGS,
     "seed": _Range(0, MAX_SEED),
     "checkpoint_every_s": _NON_NEGATIVE, "time_budget_s": _NON_NEGATIVE,

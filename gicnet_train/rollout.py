@@ -1,4 +1,4 @@
-"""A loss over two chained segments: the second starts from the model's own prediction.
+"""A loss over chained segments: each after the first starts from the model's own prediction.
 
 An unrolled trajectory starts every segment from the previous segment's predicted state at
 t = tc, converted to Cartesians and back to internal coordinates in its own body frame (the
@@ -7,7 +7,9 @@ so errors that only grow across boundaries (energy flowing between modes over ma
 cost nothing in them.  :func:`rollout_term` runs the model a second time from the predicted
 end state and scores it against the reference pair that starts tc later on the same
 trajectory (:func:`gicnet_train.pairs.successors`), with the same coordinate, rate and
-amplitude terms; gradients flow through both segments.
+amplitude terms; gradients flow through every segment.  With more than one chained segment
+(``rollout_segments``) each starts from the previous one's predicted end, as in an unroll
+of that many boundaries, and the term is the mean of the segments' losses.
 """
 
 from __future__ import annotations
@@ -35,14 +37,33 @@ def restart(q_end: torch.Tensor, q_dot_end: torch.Tensor, masses: torch.Tensor, 
 def rollout_term(model, pairs, q_end: torch.Tensor, q_dot_end: torch.Tensor,
                  following: torch.Tensor, weights: LossWeights,
                  weights_t: torch.Tensor) -> torch.Tensor:
-    """The weighted coordinate, rate and amplitude RMSE terms of the segment that starts
-    from the predicted end states q_end, q_dot_end (B, N, 3), against the pairs
-    ``following`` (B,) that start where they end; weights_t (K,) over the target times.
-    Dimensionless, on the scale of :func:`gicnet_train.loss.total_loss` without energy."""
-    q1, q1_dot = restart(q_end, q_dot_end, model.masses, model.icdef,
-                         pairs.q0[following][..., geo.DIHEDRAL])
-    times = pairs.times.expand(len(following), -1)
-    q, q_dot = model.internal(q1, q1_dot, times)
-    q_ref, q_dot_ref = pairs.q[following], pairs.q_dot[following]
-    w = weights_t.expand(len(following), -1)
-    return total_loss(segment_terms(model, q, q_dot, q_ref, q_dot_ref, w, weights), weights)
+    """The weighted coordinate, rate and amplitude RMSE terms of the segments chained from
+    the predicted end states q_end, q_dot_end (B, N, 3): ``following`` (B,) are the pairs
+    that start where they end, or (S, B) those of S chained segments (row s + 1 starts where
+    row s ends), each segment started from the previous one's predicted end; the mean of
+    the segments' losses.  weights_t (K,) over the target times.  Dimensionless, on the
+    scale of :func:`gicnet_train.loss.total_loss` without energy."""
+    chain = following.reshape(-1, following.shape[-1])
+    losses = []
+    for nxt in chain:
+        q1, q1_dot = restart(q_end, q_dot_end, model.masses, model.icdef,
+                             pairs.q0[nxt][..., geo.DIHEDRAL])
+        times = pairs.times.expand(len(nxt), -1)
+        q, q_dot = model.internal(q1, q1_dot, times)
+        q_ref, q_dot_ref = pairs.q[nxt], pairs.q_dot[nxt]
+        w = weights_t.expand(len(nxt), -1)
+        losses.append(total_loss(segment_terms(model, q, q_dot, q_ref, q_dot_ref, w, weights),
+                                 weights))
+        q_end, q_dot_end = q[:, -1], q_dot[:, -1]
+    return torch.stack(losses).mean()
+
+
+def chained(following: torch.Tensor, idx: torch.Tensor, segments: int) -> torch.Tensor:
+    """(segments, len(idx)): for each pair of ``idx`` the pairs that start tc, 2 tc, ...
+    later on its trajectory (``following`` = :func:`gicnet_train.pairs.successors`), -1
+    from where the trajectory ends."""
+    rows = [following[idx]]
+    for _ in range(segments - 1):
+        prev = rows[-1]
+        rows.append(torch.where(prev >= 0, following[prev.clamp(min=0)], prev))
+    return torch.stack(rows)

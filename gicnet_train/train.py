@@ -27,7 +27,7 @@ from gicnet_train.energy import EnergyModel
 from gicnet_train.loss import segment_terms, time_weights, total_loss
 from gicnet_train.model import GICnet, to_lab_frame
 from gicnet_train.pairs import Pairs, successors
-from gicnet_train.rollout import rollout_term
+from gicnet_train.rollout import chained, rollout_term
 
 
 def learning_rate(step: int, total_steps: int, cfg: TrainConfig) -> float:
@@ -95,11 +95,12 @@ def batch_terms(model: GICnet, pairs: Pairs, idx: torch.Tensor, cfg: TrainConfig
 def _add_rollout(terms: dict[str, torch.Tensor], model: GICnet, pairs: Pairs, idx: torch.Tensor,
                  following: torch.Tensor, cfg: TrainConfig,
                  predicted: tuple[torch.Tensor, torch.Tensor] | None, rows: int = 0) -> None:
-    """terms["rollout"] from the first ``rows`` (0: all) pairs of ``idx`` with a successor;
+    """terms["rollout"] from the first ``rows`` (0: all) pairs of ``idx`` with
+    ``cfg.rollout_segments`` successors;
     ``predicted``: q, q_dot of all of ``idx`` at all K target times (the last is tc), else
     predicted here at tc."""
-    nxt = following[idx]
-    keep = nxt >= 0
+    nxt = chained(following, idx, cfg.rollout_segments)
+    keep = (nxt >= 0).all(0)
     if rows:
         keep &= torch.cumsum(keep, 0) <= rows
     if not bool(keep.any()):
@@ -111,7 +112,7 @@ def _add_rollout(terms: dict[str, torch.Tensor], model: GICnet, pairs: Pairs, id
         q_end, q_dot_end = model.internal(pairs.q0[rows], pairs.q0_dot[rows],
                                           pairs.times[-1:].expand(len(rows), 1))
         q_end, q_dot_end = q_end[:, 0], q_dot_end[:, 0]
-    terms["rollout"] = rollout_term(model, pairs, q_end, q_dot_end, nxt[keep], cfg.weights,
+    terms["rollout"] = rollout_term(model, pairs, q_end, q_dot_end, nxt[:, keep], cfg.weights,
                                     time_weights(pairs.times, cfg.time_weighting))
 
 

@@ -130,12 +130,12 @@ def test_old_run_configs_keep_loading():
     existed."""
     old = TrainConfig().to_dict()
     for key in ("energy_time_stride", "energy_rows", "rollout_rows", "patience",
-                "energy_saturation_ev"):
+                "energy_saturation_ev", "rollout_segments"):
         del old[key]
     del old["model"]["head"], old["model"]["n_basis"]
     cfg = TrainConfig.from_dict(old)
     assert (cfg.energy_time_stride, cfg.energy_rows, cfg.patience, cfg.model.head,
-            cfg.energy_saturation_ev) == (1, 0, 0, "time", 0.0)
+            cfg.energy_saturation_ev, cfg.rollout_segments) == (1, 0, 0, "time", 0.0, 1)
     # ...and runs made through the API with values the command line refuses.
     api_run = dataclasses.replace(TrainConfig(), lr=0.0, lr_min=0.0)
     assert TrainConfig.from_dict(api_run.to_dict()) == api_run

@@ -15,7 +15,7 @@ from gicnet_train.icbuild import build_icdef
 from gicnet_train.loss import total_loss
 from gicnet_train.model import GICnet, ModelConfig
 from gicnet_train.pairs import build_pairs, split_by_trajectory, successors
-from gicnet_train.rollout import restart, rollout_term
+from gicnet_train.rollout import chained, restart, rollout_term
 from gicnet_train.train import batch_terms
 
 #: float32 pairs: the round trip through Cartesians and a new body frame agrees to this, Å
@@ -134,6 +134,54 @@ def test_rollout_rows_score_the_first_rows_with_a_successor(setup):
     assert abs(every["rollout"].item() - some["rollout"].item()) > 1e-6
     assert batch_terms(model, pairs, idx, cfg, None, following=nxt, rollout_rows=100)[
         "rollout"].item() == pytest.approx(every["rollout"].item(), rel=1e-6)
+
+def test_chained_successors_follow_the_trajectory_until_it_ends(setup):
+    """chained: row s holds the pair that starts (s + 1) tc later on the same trajectory, -1
+    once the trajectory ends (stride 4, K = 20: 5 pairs per tc)."""
+    _, pairs, _ = setup
+    nxt = successors(pairs, 4)
+    idx = torch.arange(len(pairs))
+    chain = chained(nxt, idx, 3)
+    assert chain.shape == (3, len(pairs))
+    assert torch.equal(chain[0], nxt)
+    for s in range(3):
+        has = chain[s] >= 0
+        assert torch.equal(chain[s][has], idx[has] + 5 * (s + 1))
+        assert torch.equal(pairs.trajectory[chain[s][has]], pairs.trajectory[has])
+        for k in (0, 1):  # the last 5 (s + 1) starts of each trajectory lack this one
+            assert int((~has & (pairs.trajectory == k)).sum()) == 5 * (s + 1)
+
+
+def test_more_chained_segments_start_each_from_the_previous_prediction(setup):
+    """rollout_segments = 2: the term is the mean of the second segment's loss (from the
+    given end state) and the third's, started from the second's predicted end; batch_terms
+    scores only rows whose trajectory continues two segments, from the model's state at
+    tc."""
+    _, pairs, model = setup
+    cfg = dataclasses.replace(with_weights(TINY, rollout=1.0), rollout_segments=2)
+    nxt = successors(pairs, 4)
+    rows = torch.nonzero(chained(nxt, torch.arange(len(pairs)), 2)[1] >= 0).squeeze(1)[:12]
+    chain = chained(nxt, rows, 2)
+    ones = torch.ones(len(pairs.times))
+    q_end, q_dot_end = pairs.q[rows, -1], pairs.q_dot[rows, -1]
+    first = rollout_term(model, pairs, q_end, q_dot_end, chain[0], cfg.weights, ones)
+    q1, q1_dot = restart(q_end, q_dot_end, model.masses, model.icdef,
+                         pairs.q0[chain[0]][..., geo.DIHEDRAL])
+    q, q_dot = model.internal(q1, q1_dot, pairs.times.expand(len(rows), -1))
+    second = rollout_term(model, pairs, q[:, -1], q_dot[:, -1], chain[1], cfg.weights, ones)
+    both = rollout_term(model, pairs, q_end, q_dot_end, chain, cfg.weights, ones)
+    assert both.item() == pytest.approx((first.item() + second.item()) / 2, rel=1e-5)
+    assert abs(second.item() - first.item()) > 1e-4 * first.item()
+    # In a batch: rows with only one successor are left out.
+    one_only = torch.nonzero((nxt >= 0) & (chained(nxt, torch.arange(len(pairs)), 2)[1] < 0))
+    idx = torch.cat([rows[:4], one_only.squeeze(1)[:3]])
+    terms = batch_terms(model, pairs, idx, cfg, None, following=nxt)
+    alone = batch_terms(model, pairs, rows[:4], cfg, None, following=nxt)
+    assert terms["rollout"].item() == pytest.approx(alone["rollout"].item(), rel=1e-5)
+    single = batch_terms(model, pairs, rows[:4], with_weights(TINY, rollout=1.0), None,
+                         following=nxt)
+    assert abs(single["rollout"].item() - alone["rollout"].item()) > 1e-6
+
 
 def test_fine_tuning_starts_from_the_given_runs_members(short_md, tmp_path):
     """init_from: each member starts from that run's best weights and reuses its energy
