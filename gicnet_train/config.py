@@ -136,14 +136,10 @@ class TrainConfig:
     predicted geometry is far off (the energy model's 1/r inputs then give errors up to
     10^11 eV and gradient norms up to 10^17, which wrecked unclipped runs).
 
-    ``rollout_rows`` (0 = all, the default): the chained-segment term (``weights.rollout``,
-    a second network pass that doubles a step's cost on all rows) on this many rows of each
-    batch that have a successor, the first ones as for ``energy_rows``; validation uses all.
-
-    ``rollout_segments`` (1, the default): how many segments the chained term scores after
-    the first, each started from the previous one's predicted end (an unroll across that
-    many boundaries); a step costs about one network pass more per segment, and only rows
-    whose trajectory continues that far are scored.
+    ``rollout_rows`` (0 = all): the chained-segment term (``weights.rollout``, one more
+    network pass per step) on this many rows of each batch with successors, the first ones
+    as for ``energy_rows`` (validation uses all); ``rollout_segments`` (default 1): segments
+    it scores after the first, each from the previous one's predicted end.
 
     ``patience`` (0 = off): stop when the validation loss has not improved for this many
     epochs (early stopping); the best checkpoint is what the run keeps either way.
@@ -204,9 +200,8 @@ class TrainConfig:
 
 
 #: What run.json files written before a setting existed imply for it.
-LEGACY = {"energy_time_stride": 1, "energy_rows": 0, "energy_saturation_ev": 0.0,
-          "rollout_rows": 0, "rollout_segments": 1,
-          "grad_clip": 0.0, "patience": 0, "model.head": "time"}
+LEGACY = {"energy_time_stride": 1, "energy_rows": 0, "energy_saturation_ev": 0.0, "patience": 0,
+          "rollout_rows": 0, "rollout_segments": 1, "grad_clip": 0.0, "model.head": "time"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,11 +236,9 @@ LIMITS: dict[str, _Range | tuple[str, ...]] = {
     "energy.lr": _POSITIVE, "energy.frame_stride": _AT_LEAST_1,
     "epochs": _AT_LEAST_1, "batch_size": _AT_LEAST_1, "lr": _POSITIVE, "lr_min": _NON_NEGATIVE,
     "warmup_steps": _NON_NEGATIVE, "weight_decay": _NON_NEGATIVE, "stride": _AT_LEAST_1,
-    "times_per_pair": _NON_NEGATIVE, "patience": _NON_NEGATIVE,
-    "energy_time_stride": _AT_LEAST_1, "energy_rows": _NON_NEGATIVE,
-    "energy_saturation_ev": _NON_NEGATIVE,
-    "rollout_rows": _NON_NEGATIVE, "rollout_segments": _AT_LEAST_1,
-    "grad_clip": _NON_NEGATIVE,
+    "times_per_pair": _NON_NEGATIVE, "patience": _NON_NEGATIVE, "energy_rows": _NON_NEGATIVE,
+    "energy_time_stride": _AT_LEAST_1, "energy_saturation_ev": _NON_NEGATIVE,
+    "rollout_rows": _NON_NEGATIVE, "rollout_segments": _AT_LEAST_1, "grad_clip": _NON_NEGATIVE,
     "val_fraction": _Range(0, 1, True, True), "time_weighting": TIME_WEIGHTINGS,
     "seed": _Range(0, MAX_SEED),
     "checkpoint_every_s": _NON_NEGATIVE, "time_budget_s": _NON_NEGATIVE,

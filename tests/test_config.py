@@ -167,7 +167,8 @@ def _recipe():
 def test_the_ethanol_recipe_trains_with_the_settings_its_flags_gave():
     """The recipe's "train" section is a config file that gives the same TrainConfig as the
     command-line flags the recipe passed before (--epochs 200 --patience 10 ...), and its
-    "finetune" section a second stage: those settings with the chained-segment term on."""
+    "finetune" section a second stage: those settings with the chained-segment term on,
+    over two segments after the first."""
     recipe = _recipe()
     settings = recipe.load_settings()
     flags = TrainConfig(
@@ -184,7 +185,7 @@ def test_the_ethanol_recipe_trains_with_the_settings_its_flags_gave():
     assert run_dir == recipe.ROOT / "runs" / "ethanol"
     assert config_from_dict(finetune) == dataclasses.replace(
         flags, weights=dataclasses.replace(flags.weights, rollout=1.0), epochs=30, lr=2e-4,
-        lr_min=1e-5, warmup_steps=50, time_budget_s=600.0)
+        lr_min=1e-5, warmup_steps=50, rollout_segments=2, time_budget_s=600.0)
 
 
 #: A fine-tuning stage over the ethanol recipe's settings (the chained-segment term on, a
