@@ -26,39 +26,34 @@ unroll-choice:
 
 # The shipped model's long-time measurement (README numbers): 10 held-out starts x 50 ps,
 # GFN2-xTB total energy every 50 fs, spectra; docs/eval/report.json and plots.
+EVALUATE_50PS = $(PYTHON) cli.py evaluate --long-duration-fs 50000 --long-dt-fs 1 --engine gfn2 \
+	--energy-every 50 --workers $(WORKERS)
 evaluate:
-	$(PYTHON) cli.py evaluate --reference data/ethanol/heldout --out docs/eval \
-		--long-duration-fs 50000 --long-dt-fs 1 --engine gfn2 --energy-every 50 \
-		--workers $(WORKERS)
+	$(EVALUATE_50PS) --reference data/ethanol/heldout --out docs/eval
 	cp docs/eval/spectrum.png docs/spectrum.png
 
-# A confirmation set made after the unrolling defaults were chosen on the held-out set
-# (docs/analysis.md): 10 more GFN2-xTB trajectories, the data recipe's settings, seeds
-# 3000-3009, into data/ethanol/confirm; and the same 50-ps measurement on it.
+# More ethanol trajectories with the data recipe's settings (recipes/ethanol_data.json).
+SIMULATE_ETHANOL = $(PYTHON) cli.py simulate CH3CH2OH --engine gfn2 --temperature-K 300 \
+	--dt-fs 0.5 --duration-fs 10000 --equilibration-fs 2000 --friction-per-fs 0.01 \
+	--keep-rotation --workers $(WORKERS) --format h5md
+
+# A confirmation set made after the unrolling defaults were chosen (docs/analysis.md): 10
+# more GFN2-xTB trajectories, seeds 3000-3009, into data/ethanol/confirm; and the same
+# 50-ps measurement on it.
 confirm-data:
-	$(PYTHON) cli.py simulate CH3CH2OH --engine gfn2 --temperature-K 300 --dt-fs 0.5 \
-		--duration-fs 10000 --equilibration-fs 2000 --friction-per-fs 0.01 --keep-rotation \
-		--n-trajectories 10 --seed 3000 --workers $(WORKERS) --format h5md \
-		--out data/ethanol/confirm
+	$(SIMULATE_ETHANOL) --n-trajectories 10 --seed 3000 --out data/ethanol/confirm
 
 evaluate-confirm:
-	$(PYTHON) cli.py evaluate --reference data/ethanol/confirm --out runs/eval-confirm \
-		--long-duration-fs 50000 --long-dt-fs 1 --engine gfn2 --energy-every 50 \
-		--workers $(WORKERS)
+	$(EVALUATE_50PS) --reference data/ethanol/confirm --out runs/eval-confirm
 
-# A larger independent set (docs/analysis.md): 30 more GFN2-xTB trajectories, the data
-# recipe's settings, seeds 4000-4029, into data/ethanol/extra; and the 50-ps measurement on
-# all 30 (10 runs score a model's spectrum and energy with more scatter than models differ).
+# A larger independent set, on which the shipped model's restoration was chosen
+# (docs/analysis.md): 30 more trajectories, seeds 4000-4029, into data/ethanol/extra; and the
+# 50-ps measurement on all 30 (10 runs score a model with more scatter than variants differ).
 extra-data:
-	$(PYTHON) cli.py simulate CH3CH2OH --engine gfn2 --temperature-K 300 --dt-fs 0.5 \
-		--duration-fs 10000 --equilibration-fs 2000 --friction-per-fs 0.01 --keep-rotation \
-		--n-trajectories 30 --seed 4000 --workers $(WORKERS) --format h5md \
-		--out data/ethanol/extra
+	$(SIMULATE_ETHANOL) --n-trajectories 30 --seed 4000 --out data/ethanol/extra
 
 evaluate-extra:
-	$(PYTHON) cli.py evaluate --reference data/ethanol/extra --out runs/eval-extra \
-		--long-starts 30 --long-duration-fs 50000 --long-dt-fs 1 --engine gfn2 \
-		--energy-every 50 --workers $(WORKERS)
+	$(EVALUATE_50PS) --reference data/ethanol/extra --out runs/eval-extra --long-starts 30
 
 # docs/spectrum.png: the shipped model (exported/ethanol) unrolled from the 10 held-out
 # starts for 10 ps, its VACF spectrum against the held-out GFN2-xTB trajectories, plus
