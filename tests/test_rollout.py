@@ -135,6 +135,7 @@ def test_rollout_rows_score_the_first_rows_with_a_successor(setup):
     assert batch_terms(model, pairs, idx, cfg, None, following=nxt, rollout_rows=100)[
         "rollout"].item() == pytest.approx(every["rollout"].item(), rel=1e-6)
 
+
 def test_chained_successors_follow_the_trajectory_until_it_ends(setup):
     """chained: row s holds the pair that starts (s + 1) tc later on the same trajectory, -1
     once the trajectory ends (stride 4, K = 20: 5 pairs per tc)."""
@@ -160,7 +161,8 @@ def test_more_chained_segments_start_each_from_the_previous_prediction(setup):
     _, pairs, model = setup
     cfg = dataclasses.replace(with_weights(TINY, rollout=1.0), rollout_segments=2)
     nxt = successors(pairs, 4)
-    rows = torch.nonzero(chained(nxt, torch.arange(len(pairs)), 2)[1] >= 0).squeeze(1)[:12]
+    second_successor = chained(nxt, torch.arange(len(pairs)), 2)[1]
+    rows = torch.nonzero(second_successor >= 0).squeeze(1)[:12]
     chain = chained(nxt, rows, 2)
     ones = torch.ones(len(pairs.times))
     q_end, q_dot_end = pairs.q[rows, -1], pairs.q_dot[rows, -1]
@@ -173,7 +175,7 @@ def test_more_chained_segments_start_each_from_the_previous_prediction(setup):
     assert both.item() == pytest.approx((first.item() + second.item()) / 2, rel=1e-5)
     assert abs(second.item() - first.item()) > 1e-4 * first.item()
     # In a batch: rows with only one successor are left out.
-    one_only = torch.nonzero((nxt >= 0) & (chained(nxt, torch.arange(len(pairs)), 2)[1] < 0))
+    one_only = torch.nonzero((nxt >= 0) & (second_successor < 0))
     idx = torch.cat([rows[:4], one_only.squeeze(1)[:3]])
     terms = batch_terms(model, pairs, idx, cfg, None, following=nxt)
     alone = batch_terms(model, pairs, rows[:4], cfg, None, following=nxt)
