@@ -1,10 +1,13 @@
-"""Choose the exported ethanol model's unrolling defaults on its validation trajectories.
+"""Choose the exported ethanol model's unrolling defaults on trajectories it never saw.
 
     python recipes/ethanol_unroll.py [--duration-fs 50000]     # or: make unroll-choice
+        [--reference data/ethanol/extra | --reference validation]
         [--settings recipes/ethanol_model.json] [--out runs/unroll-choice]
 
-The training run's validation trajectories (run.json ``val_trajectories``: trajectories of
-the train split the members never trained on) are unrolled from frame 0 with every
+The reference trajectories (``make unroll-choice``: the 30 extra GFN2-xTB trajectories of
+``make extra-data``, which nothing else uses; ``validation``: the training run's 4
+validation trajectories, run.json ``val_trajectories``, which chose the defaults before
+2026-12-07 and proved too few: docs/analysis.md) are unrolled from frame 0 with every
 variant of segment length and energy restoration below, by ``gicnet evaluate``
 (GFN2-xTB energies every 50 fs), on the settings' exported model (``export_dir``).
 Restoration variants with a fraction run on a copy of the ensemble file whose metadata
@@ -14,8 +17,10 @@ own metadata says.  The default duration is that of ``make evaluate``'s runs, 50
 over 20 ps, variants that restore less than all of the end deficit looked as good, then
 let a held-out trajectory's drift build up (docs/analysis.md).  A table of stability,
 total-energy RMS deviation, drift, spectrum overlap/Pearson and stretch band heights goes
-to stdout and ``choice.json`` in the output folder.  The held-out trajectories stay
-untouched for the confirmation (``make evaluate``).
+to stdout and ``choice.json`` in the output folder, with the pick of the usual rule
+(:func:`pick`: of the variants stable on every trajectory and within 0.3 kcal/mol, the
+best spectrum overlap).  The held-out trajectories stay untouched for the confirmation
+(``make evaluate``).
 """
 
 from __future__ import annotations
@@ -36,10 +41,38 @@ VARIANTS = [(10.0, False), *((10.0, (f, "end")) for f in (1.0, 0.7, 0.5, 0.3)),
             (5.0, (1.0, "end"))]
 
 
+#: The rule's energy bound: the issue's target for the total-energy RMS deviation, kcal/mol.
+ENERGY_BOUND_KCAL_MOL = 0.3
+RULE = (f"of the variants stable on every trajectory with a mean total-energy RMS deviation "
+        f"within {ENERGY_BOUND_KCAL_MOL:g} kcal/mol, the best spectrum overlap")
+
+
 def validation_files(settings: dict) -> list[Path]:
     run = json.loads((ROOT / settings["run_dir"] / "run.json").read_text())
     files = sorted((ROOT / settings["data"]["train"]).glob("*.h5"))
     return [files[i] for i in run["val_trajectories"]]
+
+
+def reference_files(reference: str, settings: dict) -> list[Path]:
+    """The trajectories to choose on: ``validation`` or a folder of H5MD files."""
+    if reference == "validation":
+        return validation_files(settings)
+    files = sorted(Path(reference).glob("*.h5"))
+    if not files:
+        raise SystemExit(f"ethanol_unroll: no *.h5 trajectories in {reference} "
+                         "(make extra-data simulates the default set)")
+    return files
+
+
+def pick(rows: list[dict]) -> dict | None:
+    """The variant the usual rule (``RULE``) picks from ``rows`` (:func:`evaluate`'s), the
+    first listed on a tie; None when no variant qualifies."""
+    def qualifies(row: dict) -> bool:
+        stable, count = (int(n) for n in row["stable"].split("/"))
+        return stable == count and row["energy_rms_kcal_mol"] <= ENERGY_BOUND_KCAL_MOL \
+            and row["overlap"] is not None
+    candidates = [row for row in rows if qualifies(row)]
+    return max(candidates, key=lambda row: row["overlap"], default=None)
 
 
 def restoring(model: Path, fraction: float, deficit: str, out: Path) -> Path:
@@ -95,16 +128,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration-fs", type=float, default=50000.0)
     parser.add_argument("--settings", type=Path, default=SETTINGS, help="model recipe JSON")
     parser.add_argument("--out", type=Path, default=OUT, help="folder of the reports")
+    parser.add_argument("--reference", default="validation",
+                        help="folder of H5MD trajectories, or 'validation' (the run's own)")
     args = parser.parse_args(argv)
     settings = json.loads(args.settings.read_text())
-    files = validation_files(settings)
+    files = reference_files(args.reference, settings)
     model = ROOT / settings["export_dir"]
     args.out.mkdir(parents=True, exist_ok=True)  # gicnet evaluate writes into existing folders
     rows = [evaluate(files, model, args.out, seg, restore, args.duration_fs)
             for seg, restore in VARIANTS]
-    (args.out / "choice.json").write_text(json.dumps({"validation_files": [f.name for f in files],
-                                                 "duration_fs": args.duration_fs,
-                                                 "rows": rows}, indent=1))
+    choice = pick(rows)
+    (args.out / "choice.json").write_text(json.dumps(
+        {"reference": args.reference, "reference_files": [f.name for f in files],
+         "duration_fs": args.duration_fs, "rule": RULE,
+         "rows": rows, "pick": choice}, indent=1))
     print("| segment fs | restoration | stable | E RMS kcal/mol (max) | drift kcal/mol/ps "
           "| overlap | Pearson | band heights |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -114,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
               f"| {r['energy_rms_kcal_mol']:.2f} ({r['energy_rms_max_kcal_mol']:.2f}) | "
               f"{r['drift_kcal_mol_per_ps']:+.4f} | {r['overlap']:.2f} | {r['pearson']:.2f} | "
               f"{bands} |")
+    if choice is None:
+        print(f"no variant is stable everywhere and within {ENERGY_BOUND_KCAL_MOL} kcal/mol")
+    else:
+        print(f"pick: {choice['segment_fs']:g} fs, {choice['restoration']}")
     return 0
 
 

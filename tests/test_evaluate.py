@@ -271,3 +271,27 @@ def test_attenuation_undo_scales_only_the_bond_displacements():
 
     np.testing.assert_allclose(com(doubled.end_positions[0]), com(pos), atol=1e-12)
     np.testing.assert_allclose(com(doubled.end_velocities[0]), com(velocities), atol=1e-12)
+
+
+def test_the_unrolling_choice_picks_the_best_overlap_among_stable_variants_within_the_bound():
+    """recipes/ethanol_unroll.py's rule: a variant unstable on one trajectory or over 0.3
+    kcal/mol is passed over however good its spectrum; among the rest the best overlap wins,
+    the first listed on a tie; no qualifying variant gives None."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "ethanol_unroll", Path(__file__).resolve().parents[1] / "recipes" / "ethanol_unroll.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+
+    def row(name, stable, energy, overlap):
+        return {"restoration": name, "stable": stable, "energy_rms_kcal_mol": energy,
+                "overlap": overlap}
+
+    rows = [row("off", "30/30", 2.57, 0.99), row("unstable", "29/30", 0.2, 0.98),
+            row("a", "30/30", 0.23, 0.934), row("b", "30/30", 0.30, 0.946),
+            row("c", "30/30", 0.29, 0.946), row("no spectrum", "30/30", 0.1, None)]
+    assert recipe.pick(rows)["restoration"] == "b"
+    assert recipe.pick(rows[:3])["restoration"] == "a"
+    assert recipe.pick(rows[:2]) is None
