@@ -21,7 +21,6 @@ runtime or the training.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -98,19 +97,27 @@ def summary(trajectories) -> dict:
     out = {}
     for name, (lo, hi) in CLASSES.items():
         sel = (phi >= lo) & (phi <= hi)
-        out[name] = {"periods": int(sel.sum()), "mean_cm": float(freq[sel].mean()),
-                     "std_cm": float(freq[sel].std()),
-                     "robust_spread_cm": robust_spread(freq[sel]),
+        some = bool(sel.any())
+        out[name] = {"periods": int(sel.sum()),
+                     "mean_cm": float(freq[sel].mean()) if some else None,
+                     "std_cm": float(freq[sel].std()) if some else None,
+                     "robust_spread_cm": robust_spread(freq[sel]) if some else None,
                      "share_of_periods": float(sel.mean())}
-    out["anti_minus_gauche_cm"] = out["anti"]["mean_cm"] - out["gauche"]["mean_cm"]
+    means = [out[name]["mean_cm"] for name in ("anti", "gauche")]
+    out["anti_minus_gauche_cm"] = None if None in means else means[0] - means[1]
     out["all"] = {"periods": int(freq.size), "mean_cm": float(freq.mean()),
                   "std_cm": float(freq.std()), "robust_spread_cm": robust_spread(freq)}
     return out
 
 
+def _cm(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} cm-1"
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
+    from gicnet_runtime.atomic import write_json
     from gicnet_runtime.core.model import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -140,14 +147,14 @@ def main(argv: list[str] | None = None) -> int:
                                restore_energy=restore, unphysical="warn")
         result[label] = summary((t.time_fs, t.positions.astype(np.float64), atoms)
                                 for t in runs)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(result, args.out)
     for label in ("reference", "model_default", "model_no_restoration"):
         s = result[label]
-        print(f"{label}: anti {s['anti']['mean_cm']:.0f} +- {s['anti']['std_cm']:.0f} cm-1 "
-              f"({s['anti']['share_of_periods']:.0%}), gauche {s['gauche']['mean_cm']:.0f} "
-              f"+- {s['gauche']['std_cm']:.0f} ({s['gauche']['share_of_periods']:.0%}), "
-              f"difference {s['anti_minus_gauche_cm']:+.0f} cm-1; all: spread "
-              f"{s['all']['std_cm']:.0f}, robust {s['all']['robust_spread_cm']:.0f} cm-1")
+        parts = [f"{name} {_cm(s[name]['mean_cm'])} +- {_cm(s[name]['std_cm'])} "
+                 f"({s[name]['share_of_periods']:.0%})" for name in CLASSES]
+        print(f"{label}: {', '.join(parts)}, difference {_cm(s['anti_minus_gauche_cm'])}; "
+              f"all: spread {_cm(s['all']['std_cm'])}, robust "
+              f"{_cm(s['all']['robust_spread_cm'])}")
     return 0
 
 

@@ -295,3 +295,45 @@ def test_the_unrolling_choice_picks_the_best_overlap_among_stable_variants_withi
     assert recipe.pick(rows)["restoration"] == "b"
     assert recipe.pick(rows[:3])["restoration"] == "a"
     assert recipe.pick(rows[:2]) is None
+
+
+def test_the_oh_period_diagnostic_recovers_a_known_stretch_frequency_and_conformer():
+    """recipes/oh_conformers.py on a synthetic H-O-C-C fragment: an O-H bond vibrating at
+    3600 cm-1 with the H-O-C-C dihedral held at 65 deg comes out as 3600 cm-1 (every period,
+    spread ~0) and gauche; the dihedral function agrees with ASE's."""
+    import importlib.util
+    from pathlib import Path
+
+    from ase import Atoms
+
+    spec = importlib.util.spec_from_file_location(
+        "oh_conformers", Path(__file__).resolve().parents[1] / "recipes" / "oh_conformers.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+
+    wavenumber, dt, phi = 3600.0, 0.5, np.radians(65.0)
+    t = np.arange(0.0, 2000.0 + dt / 2, dt)
+    r = 0.97 + 0.02 * np.sin(2 * np.pi * wavenumber * recipe.LIGHT_CM_PER_FS * t)
+    c2 = np.array([-1.5, 0.0, 0.0])      # C bonded to C1
+    c1 = np.zeros(3)                      # C bonded to O
+    o = np.array([0.5, 1.3, 0.0])
+    axis = (o - c1) / np.linalg.norm(o - c1)
+    # H off O, 110 deg from the O-C bond, rotated by phi about it from the C-C side
+    ref = c2 - c1 - np.dot(c2 - c1, axis) * axis
+    ref /= np.linalg.norm(ref)
+    side = np.cross(axis, ref)
+    direction = np.cos(np.radians(70.0)) * axis + np.sin(np.radians(70.0)) * (
+        np.cos(phi) * ref + np.sin(phi) * side)
+    positions = np.empty((t.size, 4, 3))
+    positions[:] = [o, c1, c2, o]
+    positions[:, 3] = o + r[:, None] * direction     # H, O, C1, C2 = atoms 3, 0, 1, 2
+    freq, dihedral = recipe.periods(t, positions, (3, 0, 1, 2))
+    assert freq.size >= 200            # 2 ps of 9.26 fs periods, less the mean window's ends
+    np.testing.assert_allclose(freq, wavenumber, rtol=5e-4)  # crossings interpolated
+    ase_phi = Atoms("OCCH", positions=positions[0]).get_dihedral(3, 0, 1, 2)
+    np.testing.assert_allclose(np.abs(recipe.dihedral_deg(positions[:1], 3, 0, 1, 2)),
+                               min(ase_phi, 360.0 - ase_phi), atol=1e-9)
+    np.testing.assert_allclose(dihedral, 65.0, atol=1e-9)
+    summary = recipe.summary([(t, positions, (3, 0, 1, 2))])
+    assert summary["gauche"]["periods"] == freq.size and summary["anti"]["periods"] == 0
+    assert summary["anti"]["mean_cm"] is None and summary["anti_minus_gauche_cm"] is None
