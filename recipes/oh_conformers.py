@@ -1,6 +1,6 @@
 """How regular is the O-H stretch, per OH-rotor conformer, in the model and the reference?
 
-    python recipes/oh_conformers.py            # -> docs/eval/oh_conformers.json, ~40 s
+    python recipes/oh_conformers.py            # -> docs/eval/oh_conformers.json, ~25 s
         [--model exported/ethanol] [--out FILE]
 
 The reference's O-H stretch band is a doublet (about 3500 and 3550 cm-1 in
