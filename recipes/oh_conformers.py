@@ -29,10 +29,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing gicnet
 
+from gicnet_runtime.analysis.spectrum import SPEED_OF_LIGHT_CM_PER_FS  # noqa: E402
+from gicnet_runtime.core.internal import dihedrals  # noqa: E402
+
 REFERENCES = ROOT / "data" / "ethanol" / "extra"
 OUT = ROOT / "docs" / "eval" / "oh_conformers.json"
-#: Speed of light, cm/fs.
-LIGHT_CM_PER_FS = 2.99792458e-5
 #: Window of the running mean the periods are cut at, fs (about two O-H periods).
 MEAN_WINDOW_FS = 20.0
 #: Conformer classes by |H-O-C-C dihedral|, degrees.
@@ -46,17 +47,6 @@ def oh_atoms(numbers: np.ndarray, positions: np.ndarray) -> tuple[int, int, int,
     h = int(hs[np.argmin(np.linalg.norm(positions[hs] - positions[o], axis=-1))])
     dist = np.linalg.norm(positions[cs] - positions[o], axis=-1)
     return h, o, int(cs[np.argmin(dist)]), int(cs[np.argmax(dist)])
-
-
-def dihedral_deg(p: np.ndarray, a: int, b: int, c: int, d: int) -> np.ndarray:
-    """(T,) dihedral a-b-c-d of positions (T, N, 3), degrees in (-180, 180]."""
-    b0, b1, b2 = p[:, a] - p[:, b], p[:, c] - p[:, b], p[:, d] - p[:, c]
-    b1 = b1 / np.linalg.norm(b1, axis=-1, keepdims=True)
-    v = b0 - np.sum(b0 * b1, axis=-1, keepdims=True) * b1
-    w = b2 - np.sum(b2 * b1, axis=-1, keepdims=True) * b1
-    x = np.sum(v * w, axis=-1)
-    y = np.sum(np.cross(b1, v) * w, axis=-1)
-    return np.degrees(np.arctan2(y, x))
 
 
 def periods(time_fs: np.ndarray, positions: np.ndarray, atoms: tuple[int, int, int, int]
@@ -75,8 +65,8 @@ def periods(time_fs: np.ndarray, positions: np.ndarray, atoms: tuple[int, int, i
     cross = t[up] + dt * (-x[up]) / (x[up + 1] - x[up])
     period = np.diff(cross)
     mid = 0.5 * (cross[1:] + cross[:-1])
-    phi = np.abs(dihedral_deg(positions, h, o, c1, c2))
-    return 1.0 / (period * LIGHT_CM_PER_FS), np.interp(mid, time_fs, phi)
+    phi = np.degrees(np.abs(dihedrals(positions, h, o, c1, c2)))
+    return 1.0 / (period * SPEED_OF_LIGHT_CM_PER_FS), np.interp(mid, time_fs, phi)
 
 
 def robust_spread(x: np.ndarray) -> float:
@@ -119,14 +109,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from gicnet_runtime.atomic import write_json
     from gicnet_runtime.core.model import load_model
+    from gicnet_runtime.io.h5md import read_h5md
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=ROOT / "exported" / "ethanol",
                         help="model file or folder [default: the shipped ensemble]")
     parser.add_argument("--out", type=Path, default=OUT, help="JSON report")
     args = parser.parse_args(argv)
-    from gicnet_runtime.io.h5md import read_h5md
-
     files = sorted(REFERENCES.glob("*.h5"))
     if not files:
         raise SystemExit(f"oh_conformers: no trajectories in {REFERENCES} (make extra-data)")

@@ -232,18 +232,25 @@ def test_analysis_commands_never_import_torch(models, references, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+def _recipe(name: str):
+    """The module recipes/NAME.py (recipes are scripts, not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).resolve().parents[1] / "recipes" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_attenuation_undo_scales_only_the_bond_displacements():
     """The diagnostic recipe's end-state surgery: gain 1 leaves the state as it was; gain 2
     doubles every real-atom bond's displacement from its mean length and keeps the centre
     of mass and its velocity."""
     import dataclasses
-    import importlib.util
-    from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location(
-        "attenuation_undo", Path(__file__).resolve().parents[1] / "recipes" / "attenuation_undo.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
+    recipe = _recipe("attenuation_undo")
 
     @dataclasses.dataclass(frozen=True)
     class Prediction:
@@ -277,13 +284,7 @@ def test_the_unrolling_choice_picks_the_best_overlap_among_stable_variants_withi
     """recipes/ethanol_unroll.py's rule: a variant unstable on one trajectory or over 0.3
     kcal/mol is passed over however good its spectrum; among the rest the best overlap wins,
     the first listed on a tie; no qualifying variant gives None."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "ethanol_unroll", Path(__file__).resolve().parents[1] / "recipes" / "ethanol_unroll.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
+    recipe = _recipe("ethanol_unroll")
 
     def row(name, stable, energy, overlap):
         return {"restoration": name, "stable": stable, "energy_rms_kcal_mol": energy,
@@ -300,20 +301,14 @@ def test_the_unrolling_choice_picks_the_best_overlap_among_stable_variants_withi
 def test_the_oh_period_diagnostic_recovers_a_known_stretch_frequency_and_conformer():
     """recipes/oh_conformers.py on a synthetic H-O-C-C fragment: an O-H bond vibrating at
     3600 cm-1 with the H-O-C-C dihedral held at 65 deg comes out as 3600 cm-1 (every period,
-    spread ~0) and gauche; the dihedral function agrees with ASE's."""
-    import importlib.util
-    from pathlib import Path
-
+    spread ~0) and gauche; the dihedral it tags periods with agrees with ASE's."""
     from ase import Atoms
 
-    spec = importlib.util.spec_from_file_location(
-        "oh_conformers", Path(__file__).resolve().parents[1] / "recipes" / "oh_conformers.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
+    recipe = _recipe("oh_conformers")
 
     wavenumber, dt, phi = 3600.0, 0.5, np.radians(65.0)
     t = np.arange(0.0, 2000.0 + dt / 2, dt)
-    r = 0.97 + 0.02 * np.sin(2 * np.pi * wavenumber * recipe.LIGHT_CM_PER_FS * t)
+    r = 0.97 + 0.02 * np.sin(2 * np.pi * wavenumber * 2.99792458e-5 * t)  # c in cm/fs
     c2 = np.array([-1.5, 0.0, 0.0])      # C bonded to C1
     c1 = np.zeros(3)                      # C bonded to O
     o = np.array([0.5, 1.3, 0.0])
@@ -331,8 +326,7 @@ def test_the_oh_period_diagnostic_recovers_a_known_stretch_frequency_and_conform
     assert freq.size >= 200            # 2 ps of 9.26 fs periods, less the mean window's ends
     np.testing.assert_allclose(freq, wavenumber, rtol=5e-4)  # crossings interpolated
     ase_phi = Atoms("OCCH", positions=positions[0]).get_dihedral(3, 0, 1, 2)
-    np.testing.assert_allclose(np.abs(recipe.dihedral_deg(positions[:1], 3, 0, 1, 2)),
-                               min(ase_phi, 360.0 - ase_phi), atol=1e-9)
+    np.testing.assert_allclose(dihedral, min(ase_phi, 360.0 - ase_phi), atol=1e-9)
     np.testing.assert_allclose(dihedral, 65.0, atol=1e-9)
     summary = recipe.summary([(t, positions, (3, 0, 1, 2))])
     assert summary["gauche"]["periods"] == freq.size and summary["anti"]["periods"] == 0
