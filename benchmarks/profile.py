@@ -6,8 +6,10 @@ Runs ``Model.propagate`` of the shipped model (``load_model(None, device="cpu",
 threads=1)``) under cProfile and groups its time into
 
 * **network**: onnxruntime's ``InferenceSession.run`` (the graph itself);
-* **restoration**: ``gicnet_runtime.unroll.momentum`` (centre of mass, momenta) and
-  ``gicnet_runtime.unroll.energy_restore``, and any runtime function named ``*restor*``;
+* **restoration**: ``gicnet_runtime.unroll.momentum`` (centre of mass, momenta),
+  ``gicnet_runtime.unroll.energy_restore`` and ``gicnet_runtime.unroll.reversal`` (the
+  time-reversal correction's numpy work; its two graph calls are network), and any runtime
+  function named ``*restor*``;
 * **checks**: ``gicnet_runtime.core.ensemble`` (energy errors, ranking) and runtime functions
   named ``*fail*``, ``*check*``, ``*error*``, ``*extent*``, ``*finite*`` (failure checks in
   propagate, the input check);
@@ -44,6 +46,7 @@ CATEGORIES = ("network", "restoration", "checks", "copies/bookkeeping", "other")
 #: Runtime modules (file stems anywhere under gicnet_runtime/) and their category.
 MODULES = {
     "momentum": "restoration", "energy_restore": "restoration", "internal": "restoration",
+    "reversal": "restoration",
     "ensemble": "checks",
     "session": "copies/bookkeeping", "propagate": "copies/bookkeeping",
     "segment": "copies/bookkeeping", "state": "copies/bookkeeping",

@@ -437,6 +437,7 @@ def run_gicnet(model, label: str, pos, vel, duration_fs: float, dt_fs: float, co
             "duration_fs": duration_fs, "dt_fs": dt_fs, "wall_s": wall, "walls_s": walls,
             "repeats": len(walls), "segment_fs": info.get("segment_fs"),
             "restore_energy": info.get("restore_energy"),
+            "reversal_share": info.get("reversal_share"),
             "fs_per_s": simulated / wall, "fs_per_s_per_trajectory": simulated / wall / len(pos),
             "network_calls": count["calls"], "network_starts": count["starts"],
             "network_frames": count["frames"], "network_member_frames": count["member_frames"],
@@ -476,6 +477,11 @@ def gicnet_runs(args, files: dict, initial, flops: dict | None) -> list[dict]:
         variants.append(("members", lambda: load_model(files["members"], device=args.device,
                                                        threads=args.threads),
                          [int(b) for b in args.members_batches.split(",") if b]))
+    if load_model(files["load"], device="cpu").description.reversal_share > 0:
+        variants.append(("ensemble_no_reversal",
+                         lambda: without_reversal(load_model(files["load"], device=args.device,
+                                                             threads=args.threads)),
+                         [int(b) for b in args.members_batches.split(",") if b]))
     rows = []
     with hw.NetworkCounter(terms_for) as counter:
         for label, make, sizes in variants:
@@ -487,6 +493,15 @@ def gicnet_runs(args, files: dict, initial, flops: dict | None) -> list[dict]:
                 print(_gicnet_line(rows[-1]), flush=True)
             del model
     return rows
+
+
+def without_reversal(model):
+    """``model`` unrolling as it did before the time-reversal correction (its metadata's
+    share set to none in memory; the same graph)."""
+    import dataclasses
+
+    model.description = dataclasses.replace(model.description, unroll_reversal_share=None)
+    return model
 
 
 def _gicnet_line(r: dict) -> str:

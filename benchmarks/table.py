@@ -23,7 +23,9 @@ ENGINE_LABELS = {"ani1x_ensemble": "MD ANI-1x ensemble (8), float64",
                  "ani1x_single_float32": "MD ANI-1x single model, float32",
                  "gfn2_xtb": "MD GFN2-xTB (tblite)"}
 MODEL_LABELS = {"ensemble": "gicnet shipped ensemble", "single": "gicnet one member",
-                "members": "gicnet member files as separate sessions"}
+                "members": "gicnet member files as separate sessions",
+                "ensemble_no_reversal": "gicnet shipped ensemble without the time-reversal "
+                                        "correction"}
 
 
 def _ratio(value: float) -> str:

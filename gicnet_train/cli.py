@@ -238,7 +238,12 @@ def _echo_verdict(verdict: dict) -> None:
 @click.option("--restore-deficit", type=click.Choice(RESTORE_DEFICITS), default=None,
               help="How energy restoration measures a segment's deficit: at its end, or its "
                    "mean over the segment, written to the metadata.  [default: end]")
-def export(run_dir, out, member, layout, unroll_segment_fs, restore_fraction, restore_deficit):
+@click.option("--reversal-share", type=click.FloatRange(0, 1), default=None,
+              help="Share of the round-trip (forward, then backward) defect that the "
+                   "time-reversal correction adds to each segment's start, written to the "
+                   "metadata; 0 switches the correction off.  [default: 0]")
+def export(run_dir, out, member, layout, unroll_segment_fs, restore_fraction, restore_deficit,
+           reversal_share):
     """Export a training run (RUN_DIR from `gicnet train`) to self-describing ONNX."""
     require_training()
     from pathlib import Path
@@ -257,7 +262,8 @@ def export(run_dir, out, member, layout, unroll_segment_fs, restore_fraction, re
                 plan.add(path, "model")
             written = export_run(run_dir, out, member, unroll_segment_fs, layout,
                                  stage=plan.staged, restore_fraction=restore_fraction,
-                                 restore_deficit=restore_deficit)
+                                 restore_deficit=restore_deficit,
+                                 reversal_share=reversal_share)
             plan.commit()
         remove_stale_models(out, member, [path for path, _ in written])
     except BaseException:

@@ -54,11 +54,13 @@ class ExportGraph(nn.Module):
 
 def describe(model: GICnet, run: dict, final: dict, member: int,
              unroll_segment_fs: float | None = None, *, restore_fraction: float | None = None,
-             restore_deficit: str | None = None) -> ModelDescription:
+             restore_deficit: str | None = None,
+             reversal_share: float | None = None) -> ModelDescription:
     """The ModelDescription of member ``member`` of a run (run.json and final.json), with
-    the default unrolling segment length ``unroll_segment_fs`` (None: tc) and energy
+    the default unrolling segment length ``unroll_segment_fs`` (None: tc), energy
     restoration's ``restore_fraction`` and ``restore_deficit`` (None: all of the deficit at
-    the end; ModelDescription's unroll_restore_*)."""
+    the end; ModelDescription's unroll_restore_*) and the time-reversal correction's
+    ``reversal_share`` (None: none; ModelDescription's unroll_reversal_share)."""
     import gicnet_train
 
     validation = {k: final["validation"][k] for k in VALIDATION_KEYS
@@ -78,7 +80,8 @@ def describe(model: GICnet, run: dict, final: dict, member: int,
         gate_width_fs=model.config.gate_width_fs, has_energy=True, head=model.config.head,
         n_basis=model.config.n_basis if model.config.head == "basis" else None,
         unroll_segment_fs=unroll_segment_fs, unroll_restore_fraction=restore_fraction,
-        unroll_restore_deficit=restore_deficit, provenance=provenance,
+        unroll_restore_deficit=restore_deficit, unroll_reversal_share=reversal_share,
+        provenance=provenance,
         validation=validation)._normalised()
 
 
@@ -86,7 +89,7 @@ def export_member(run_dir: str | Path, out_path: str | Path, member: int = 0,
                   unroll_segment_fs: float | None = None, **restore) -> ModelDescription:
     """Export member ``member`` of the training run in ``run_dir`` to ``out_path`` (atomic);
     ``unroll_segment_fs``: the default unrolling segment length written to the metadata;
-    ``restore``: :func:`describe`'s restore_fraction and restore_deficit."""
+    ``restore``: :func:`describe`'s restore_fraction, restore_deficit and reversal_share."""
     model, energy, run, desc = _member(Path(run_dir), member, unroll_segment_fs, **restore)
     graph = ExportGraph(model.float(), energy.float()).eval()
     write_graph(graph, _example_inputs(run), desc, Path(out_path), _dynamic_axes())
@@ -222,7 +225,7 @@ def export_run(run_dir: str | Path, out: Path, member: int | None = None,
     export there (``member_*.onnx``, ``ensemble.onnx``) that were not written go
     (:func:`remove_stale_models`; with ``stage``, the caller removes them once it has
     moved the staged files, named ``stage(path)``, into place).  ``restore``:
-    :func:`describe`'s restore_fraction and restore_deficit.
+    :func:`describe`'s restore_fraction, restore_deficit and reversal_share.
     """
     files = export_targets(run_dir, out, member, layout)
     written = [(path, export_member(run_dir, stage(path) if stage else path, ks[0],

@@ -156,7 +156,8 @@ def train_parallel(command: list[str], run_dir: Path, n_members: int) -> None:
 #: Settings keys written to the exported models' metadata: key -> `gicnet export` option.
 EXPORT_UNROLLING = {"unroll_segment_fs": "unroll-segment-fs",
                     "unroll_restore_fraction": "restore-fraction",
-                    "unroll_restore_deficit": "restore-deficit"}
+                    "unroll_restore_deficit": "restore-deficit",
+                    "unroll_reversal_share": "reversal-share"}
 
 
 def export(settings: dict) -> None:

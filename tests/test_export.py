@@ -143,14 +143,17 @@ def test_cli_export_then_info(run_dir, tmp_path):
         in info.output
     result = runner.invoke(cli_main, ["export", str(run_dir), "--out", str(tmp_path / "r.onnx"),
                                       "--member", "1", "--restore-fraction", "0.3",
-                                      "--restore-deficit", "mean"])
+                                      "--restore-deficit", "mean", "--reversal-share", "0.4"])
     assert result.exit_code == 0, result.output
     desc = load_model(tmp_path / "r.onnx", device="cpu").description
     assert (desc.unroll_restore_fraction, desc.unroll_restore_deficit) == (0.3, "mean")
+    assert desc.reversal_share == 0.4
     info = runner.invoke(cli_main, ["info", "--model", str(tmp_path / "r.onnx")])
     assert "energy restoration: 0.3 of the deficit over the segment" in info.output
+    assert "time-reversal correction: 0.4 of the round-trip defect" in info.output
     for bad in (["--restore-fraction", "0"], ["--restore-fraction", "1.5"],
-                ["--restore-deficit", "start"]):
+                ["--restore-deficit", "start"], ["--reversal-share", "-0.1"],
+                ["--reversal-share", "1.5"]):
         result = runner.invoke(cli_main, ["export", str(run_dir), "--out",
                                           str(tmp_path / "bad.onnx"), "--member", "1", *bad])
         assert result.exit_code == 2 and not (tmp_path / "bad.onnx").exists()

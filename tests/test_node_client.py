@@ -614,7 +614,28 @@ def test_restoration_settings_unroll_like_python(node, initial, tmp_path, fracti
                for a, b in zip(expected, full, strict=True)) > 1e-4
 
 
+@pytest.mark.parametrize("share", [0.5, 1.0])
+def test_reversal_correction_unrolls_like_python(node, initial, tmp_path, share):
+    """The shipped ensemble file with unroll_reversal_share in its metadata: Node corrects
+    each segment's start as Python does (./reversal.js against gicnet_runtime.unroll.
+    reversal), and the frames differ from those without the correction."""
+    path = _with_metadata(ENSEMBLE_FILE, tmp_path / "reversal.onnx", unroll_reversal_share=share)
+    model = load_model(path, device="cpu")
+    assert model.description.reversal_share == share
+    info = json.loads(run_ok(node, "info", "--model", str(path)).stdout)
+    assert info["unroll_reversal_share"] == share
+    expected = _assert_unrolls_like_python(node, path, model, initial, tmp_path / "reversal.json")
+    plain = _with_metadata(ENSEMBLE_FILE, tmp_path / "plain.onnx", unroll_reversal_share=0.0)
+    other = load_model(plain, device="cpu").propagate(
+        initial.positions, initial.velocities, SEGMENTS * model.description.default_segment_fs,
+        DT_FS)
+    assert max(np.abs(a.positions[-1] - b.positions[-1]).max()
+               for a, b in zip(expected, other, strict=True)) > 1e-5
+
+
 @pytest.mark.parametrize("changes, message", [
+    ({"unroll_reversal_share": -0.5}, "unroll_reversal_share must lie in [0, 1]"),
+    ({"unroll_reversal_share": 2}, "unroll_reversal_share must lie in [0, 1]"),
     ({"unroll_restore_fraction": 0}, "unroll_restore_fraction must lie in (0, 1]"),
     ({"unroll_restore_fraction": 1.5}, "unroll_restore_fraction must lie in (0, 1]"),
     ({"unroll_restore_deficit": "start"}, "unroll_restore_deficit must be one of end, mean"),

@@ -109,9 +109,11 @@ def run_evaluation(model, references: Sequence[Trajectory], settings: ev.Evaluat
 
 
 def _unrolling(model, info: dict) -> dict[str, object]:
-    """How the long trajectories were unrolled: segment length, energy restoration and,
-    with it, the model's share of each segment's deficit."""
-    out = {"segment_fs": info["segment_fs"], "restore_energy": info["restore_energy"]}
+    """How the long trajectories were unrolled: segment length, the time-reversal
+    correction's share, energy restoration and, with it, the model's share of each
+    segment's deficit."""
+    out = {"segment_fs": info["segment_fs"], "restore_energy": info["restore_energy"],
+           "reversal_share": info.get("reversal_share", 0.0)}
     if info["restore_energy"]:
         out.update(restore_fraction=model.description.restore_fraction,
                    restore_deficit=model.description.restore_deficit)

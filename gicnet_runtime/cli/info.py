@@ -38,6 +38,8 @@ def info(models, verbose):
                f"{'at the segment end' if desc.restore_deficit == 'end' else 'over the segment'}"
                + ("" if desc.unroll_restore_fraction is not None
                   or desc.unroll_restore_deficit is not None else " (not in the metadata)"))
+    click.echo(f"time-reversal correction: {desc.reversal_share:g} of the round-trip defect"
+               + ("" if desc.unroll_reversal_share is not None else " (not in the metadata)"))
     validations = [v for s in model.sessions
                    for v in (s.description.member_validation or (s.description.validation,))]
     for line in summary_lines(desc.head, desc.n_basis, desc.provenance, validations):

@@ -39,8 +39,8 @@ SHARD_ALIGN = 4
 MAX_SHARD_TRAJECTORIES = 1024
 #: Info keys kept in the ledger for a written trajectory (its per-segment lists are not).
 SUMMARY_KEYS = ("engine", "models", "n_members", "tc_fs", "segment_fs", "dt_fs",
-                "duration_fs", "energy_threshold_eV", "restore_energy", "backtracks",
-                "segments_over_threshold", "failure", "unphysical")
+                "duration_fs", "energy_threshold_eV", "restore_energy", "reversal_share",
+                "backtracks", "segments_over_threshold", "failure", "unphysical")
 _HASH_BLOCK = 2**20
 
 

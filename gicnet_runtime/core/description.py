@@ -53,6 +53,9 @@ class ModelDescription:
         unroll_restore_deficit: how that deficit is measured: "end" (at the segment's end)
             or "mean" (its mean over the segment's check times, which leaves out the part
             that follows the vibrations' phase at the end); None: "end".
+        unroll_reversal_share: the share k, in [0, 1], of the round-trip defect that the
+            time-reversal correction adds to each segment's start before it is predicted
+            (:mod:`gicnet_runtime.unroll.reversal`); None: 0 (no correction).
         gate_width_fs: a in the gate f(t) = 1 - exp(-(t/a)^2), fs.
         has_energy: whether the graph outputs ``energy_t`` (potential energy, eV).
         frame: how the dummy points are attached to the molecule (checked on reading: the
@@ -82,6 +85,7 @@ class ModelDescription:
     unroll_segment_fs: float | None = None
     unroll_restore_fraction: float | None = None
     unroll_restore_deficit: str | None = None
+    unroll_reversal_share: float | None = None
     head: str = "time"
     n_basis: int | None = None
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -113,6 +117,11 @@ class ModelDescription:
     def restore_deficit(self) -> str:
         """How restoration measures a segment's deficit: "end" or "mean"."""
         return "end" if self.unroll_restore_deficit is None else self.unroll_restore_deficit
+
+    @property
+    def reversal_share(self) -> float:
+        """Share of the round-trip defect added to each segment's start (0: none)."""
+        return 0.0 if self.unroll_reversal_share is None else self.unroll_reversal_share
 
     def to_metadata(self) -> dict[str, str]:
         """The description as ONNX ``metadata_props``: ``gicnet.<field>`` -> JSON string."""
@@ -171,6 +180,9 @@ class ModelDescription:
         fraction = self.unroll_restore_fraction
         if fraction is not None and not 0 < _finite("unroll_restore_fraction", fraction) <= 1:
             raise ValueError(f"unroll_restore_fraction must lie in (0, 1], got {_shown(fraction)}")
+        share = self.unroll_reversal_share
+        if share is not None and not 0 <= _finite("unroll_reversal_share", share) <= 1:
+            raise ValueError(f"unroll_reversal_share must lie in [0, 1], got {_shown(share)}")
         if self.unroll_restore_deficit not in (None, *RESTORE_DEFICITS):
             raise ValueError(f"unroll_restore_deficit must be one of {', '.join(RESTORE_DEFICITS)}"
                              f", got {_shown(self.unroll_restore_deficit)}")
@@ -178,6 +190,7 @@ class ModelDescription:
             self, **atoms, dummy_points_A=dummies, tc_fs=tc_fs,
             unroll_segment_fs=None if segment is None else float(segment),
             unroll_restore_fraction=None if fraction is None else float(fraction),
+            unroll_reversal_share=None if share is None else float(share),
             gate_width_fs=_positive("gate_width_fs", self.gate_width_fs),
             member_validation=self._checked_network())
 

@@ -221,7 +221,8 @@ class Unrolling:
                      "segment_fs": segment_fs, "dt_fs": float(dt_fs),
                      "duration_fs": float(duration_fs),
                      "energy_threshold_eV": float(energy_threshold_eV),
-                     "restore_energy": bool(restore_energy)}
+                     "restore_energy": bool(restore_energy),
+                     "reversal_share": desc.reversal_share}
 
     @property
     def done(self) -> bool:

@@ -10,7 +10,8 @@ each member's end state gets the trajectory's initial total energy back
 (:mod:`gicnet_runtime.unroll.propagate`): all of the deficit at the end, or the model's
 ``restore_fraction`` of it, measured at the end or, with ``restore_deficit`` "mean", as its
 mean over the segment's check times (:class:`gicnet_runtime.core.description.
-ModelDescription`).
+ModelDescription`).  With the model's ``reversal_share`` above 0 each segment is predicted
+from its start corrected for the network's damping (:mod:`gicnet_runtime.unroll.reversal`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from gicnet_runtime.core.sanity import (  # noqa: F401  (re-exported: the unroll
     extent_A,
 )
 from gicnet_runtime.core.timegrid import TIME_RTOL
-from gicnet_runtime.unroll import energy_restore
+from gicnet_runtime.unroll import energy_restore, reversal
 from gicnet_runtime.unroll import momentum as mom
 from gicnet_runtime.unroll.state import SegmentPrediction, UnrollState
 
@@ -72,6 +73,7 @@ class SegmentStep:
         self.ends = self.checks[:, -1]
         self.fraction = model.description.restore_fraction
         self.deficit = model.description.restore_deficit
+        self.share = model.description.reversal_share
 
     def predict(self, state: UnrollState, rows: np.ndarray, reference: np.ndarray | None,
                 limits: np.ndarray) -> SegmentPrediction:
@@ -79,7 +81,13 @@ class SegmentStep:
         segment = state.segment[rows]
         local = self.local[segment]
         start_pos, start_vel = state.starts(rows)
-        out = self.model.run(start_pos, start_vel, local)
+        if self.share > 0:
+            start = reversal.corrected_start(self.model.run, start_pos, start_vel, self.masses,
+                                             self.segment_fs, self.share)
+            out = reversal.given_start_at_zero(
+                self.model.run(start.positions, start.velocities, local), local, start)
+        else:
+            out = self.model.run(start_pos, start_vel, local)
         pos = out[POSITIONS_T].astype(np.float64)
         vel = out[VELOCITIES_T].astype(np.float64)
         finite = np.all(np.isfinite(pos) & np.isfinite(vel), axis=(2, 3, 4))

@@ -18,7 +18,8 @@ const REQUIRED = ['atomic_numbers', 'masses_amu', 'ic_rows', 'dummy_points_A', '
  * newer metadata.  Returns {atomic_numbers, masses_amu, ic_rows, dummy_points_A, tc_fs,
  * gate_width_fs, has_energy, frame, unroll_segment_fs (fs, or null: tc),
  * unroll_restore_fraction (or null: 1), unroll_restore_deficit ("end", "mean" or null:
- * "end"), head ("basis" or "time"; absent: "time"), n_basis (or null), provenance,
+ * "end"), unroll_reversal_share (in [0, 1], or null: 0, no time-reversal correction),
+ * head ("basis" or "time"; absent: "time"), n_basis (or null), provenance,
  * validation, n_members (an ensemble file's member count M, its outputs carrying a leading
  * member axis; null: a single network),
  * member_validation (an ensemble file's M members' validation objects, or null),
@@ -49,7 +50,8 @@ function parseDescription(props) {
   const missing = REQUIRED.filter((k) => !(k in raw));
   if (missing.length) throw new Error(`model metadata lacks ${missing.join(', ')}`);
   const desc = {frame: 'initial-body-frame', unroll_segment_fs: null,
-    unroll_restore_fraction: null, unroll_restore_deficit: null, head: 'time',
+    unroll_restore_fraction: null, unroll_restore_deficit: null, unroll_reversal_share: null,
+    head: 'time',
     n_basis: null, provenance: {}, validation: {}, n_members: null, member_validation: null,
     ...raw};
   check(desc);
@@ -102,6 +104,11 @@ function check(desc) {
     throw new Error('model metadata is malformed: unroll_restore_fraction must lie in (0, 1], '
       + `got ${JSON.stringify(fraction)}`);
   }
+  const share = desc.unroll_reversal_share;
+  if (share !== null && !(typeof share === 'number' && share >= 0 && share <= 1)) {
+    throw new Error('model metadata is malformed: unroll_reversal_share must lie in [0, 1], '
+      + `got ${JSON.stringify(share)}`);
+  }
   const deficit = desc.unroll_restore_deficit;
   if (deficit !== null && !RESTORE_DEFICITS.includes(deficit)) {
     throw new Error('model metadata is malformed: unroll_restore_deficit must be one of '
@@ -129,5 +136,10 @@ function restoreDeficit(desc) {
   return desc.unroll_restore_deficit ?? 'end';
 }
 
+/** Share of the round-trip defect added to each segment's start: the metadata's, else 0. */
+function reversalShare(desc) {
+  return desc.unroll_reversal_share ?? 0;
+}
+
 module.exports = {FORMAT_VERSION, defaultSegmentFs, membersIn, parseDescription, restoreDeficit,
-  restoreFraction};
+  restoreFraction, reversalShare};

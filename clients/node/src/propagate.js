@@ -21,13 +21,18 @@
  *    as predicted.  The model's unroll_restore_fraction of the deficit is put back, measured
  *    at the end or (unroll_restore_deficit "mean") as its mean over the check times.
  *
+ * With the model's unroll_reversal_share above 0, step 1 predicts each segment from its
+ * start corrected for the network's damping (./reversal.js).
+ *
  * The reference total energy of a trajectory is the members' mean potential energy at t = 0
  * plus the initial kinetic energy; frame 0's potential energy is that of the member used for
  * the first segment.
  */
 const mom = require('./momentum');
 const {restoreKineticEnergy, stretchBendCoordinates} = require('./energyRestore');
-const {defaultSegmentFs, restoreDeficit, restoreFraction} = require('./description');
+const {defaultSegmentFs, restoreDeficit, restoreFraction, reversalShare} =
+  require('./description');
+const {correctedStarts, givenStartAtZero} = require('./reversal');
 const {ENERGY_THRESHOLD_EV, Ranking, referenceEnergyEV, totalEnergyErrorEV} = require('./ensemble');
 const {TIME_RTOL, formatG, frameTimes, segmentOf, unrollSegmentFs} = require('./timegrid');
 const {Candidate, Unroll} = require('./unroll');
@@ -167,6 +172,7 @@ class Step {
     Object.assign(this, {model, masses, segmentFs, perSegment, restore});
     const desc = model.description;
     this.restoration = {fraction: restoreFraction(desc), deficit: restoreDeficit(desc)};
+    this.share = reversalShare(desc);
     const checks = Array.from({length: ENERGY_CHECKS_PER_SEGMENT},
       (_, k) => segmentFs * (k + 1) / ENERGY_CHECKS_PER_SEGMENT);
     this.layouts = perSegment.map((frames, s) => segmentTimes(
@@ -184,8 +190,16 @@ class Step {
     const local = layouts.map((l) => l.times.concat(
       new Array(width - l.times.length).fill(this.segmentFs)));
     const starts = unrolls.map((u) => u.start());
-    const outs = await this.model.run(starts.map((s) => s.positions),
-      starts.map((s) => s.velocities), local);
+    let outs;
+    if (this.share > 0) {
+      const corrected = await correctedStarts(this.model, starts, this.masses, this.segmentFs,
+        this.share);
+      outs = givenStartAtZero(await this.model.run(corrected.map((c) => c.positions),
+        corrected.map((c) => c.velocities), local), local, corrected, this.masses.length);
+    } else {
+      outs = await this.model.run(starts.map((s) => s.positions),
+        starts.map((s) => s.velocities), local);
+    }
     // per member m and row a: {positions, velocities (width frames), energy (width), error, reason}
     const rows = outs.map((out) => unrolls.map((u, a) => this.restored(out, a, width, local[a],
       u, reference && reference[a], limits[a])));
