@@ -19,9 +19,10 @@ model:
 	$(PYTHON) recipes/ethanol_model.py export
 	$(PYTHON) recipes/ethanol_model.py report
 
-# The exported model's unrolling defaults (segment length, energy restoration), chosen on
-# the 30 extra trajectories (make extra-data first) by the rule in the recipe
-# (runs/unroll-choice/choice.json; --reference validation: the run's own 4, too few).
+# The exported model's unrolling defaults (energy restoration and the time-reversal
+# correction's share, 10 fs segments), chosen on the 30 extra trajectories (make extra-data
+# first) by the rule in the recipe, ~17 min (runs/unroll-choice/choice.json; --reference
+# validation: the run's own 4, too few).
 unroll-choice:
 	$(PYTHON) recipes/ethanol_unroll.py --reference data/ethanol/extra
 

@@ -137,8 +137,10 @@ def _report(written, elapsed_s: float, provider: str, dt_fs: float) -> None:
                    f"{len(info['segments_over_threshold'])} segments over the threshold")
     settings = written[0][1].info
     simulated = sum((run.n_frames - 1) * dt_fs for _, run in written)
+    share = settings.get("reversal_share") or 0.0
     click.echo(f"segments of {settings['segment_fs']:g} fs (the model's tc: "
-               f"{settings['tc_fs']:g} fs), energy restoration "
-               f"{'on' if settings['restore_energy'] else 'off'}")
+               f"{settings['tc_fs']:g} fs), "
+               + (f"time-reversal correction {share:g}, " if share else "")
+               + f"energy restoration {'on' if settings['restore_energy'] else 'off'}")
     click.echo(f"{len(written)} trajectories, {simulated / 1000:g} ps in all, in "
                f"{elapsed_s:.1f} s ({simulated / max(elapsed_s, 1e-9):,.0f} fs/s) on {provider}")
