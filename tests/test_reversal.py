@@ -200,3 +200,28 @@ def test_a_share_outside_zero_to_one_is_refused(tmp_path, share, message):
 
     with pytest.raises(ModelError, match=re.escape(f"unroll_reversal_share {message}".strip())):
         _with_share(tmp_path, share)
+
+
+def test_a_trajectorys_frames_do_not_depend_on_the_others_in_its_batch():
+    """Every graph call of a run of several trajectories is padded to a multiple of
+    ROW_ALIGN rows: the shipped ensemble's first 3 starts unrolled alone (3 rows, padded to
+    4) and among all 10 (padded to 12) give the same float32 frames.  Unpadded, a batch's
+    last rows get slightly different numbers from onnxruntime's kernels (checked here on the
+    bare graph), which backtracks would turn into different trajectories."""
+    from gicnet_runtime.core import shipped_model
+    from gicnet_runtime.io.initial import read_initial_conditions
+    from gicnet_runtime.unroll.segment import ROW_ALIGN
+
+    assert ROW_ALIGN == 4
+    model = load_model(device="cpu", threads=1)
+    initial = read_initial_conditions(shipped_model() / "initial.extxyz")
+    pos, vel = initial.positions, initial.velocities
+    times = np.tile(np.linspace(0.5, 10.0, 20), (10, 1))
+    alone = model.run(pos[:3], vel[:3], times[:3])[POSITIONS_T]
+    among = model.run(pos, vel, times)[POSITIONS_T]
+    assert np.abs(alone - among[:, :3]).max() > 0       # the kernels' batch dependence
+    few = model.propagate(pos[:3], vel[:3], duration_fs=60.0, dt_fs=1.0)
+    many = model.propagate(pos, vel, duration_fs=60.0, dt_fs=1.0)
+    for a, b in zip(few, many[:3]):
+        np.testing.assert_array_equal(a.positions, b.positions)
+        np.testing.assert_array_equal(a.velocities, b.velocities)

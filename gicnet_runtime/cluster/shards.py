@@ -23,6 +23,7 @@ from pathlib import Path
 from gicnet_runtime import jsonsafe
 from gicnet_runtime.atomic import atomic_target
 from gicnet_runtime.errors import InputError, one_line
+from gicnet_runtime.unroll.segment import ROW_ALIGN
 
 #: Suffix added to the output name for the ledger.
 SUFFIX = ".shards.jsonl"
@@ -30,11 +31,12 @@ LEDGER_VERSION = 1
 #: Largest shard by default: its frames (float32 positions and velocities) in bytes
 #: (its files, extended XYZ text in particular, take about 3x that).
 MAX_SHARD_FRAME_BYTES = 64 * 2**20
-#: Default shard sizes are whole multiples of this many trajectories: onnxruntime's CPU
-#: matrix kernels give a trajectory the same float32 numbers in any batch whose size
-#: is such a multiple (measured: a batch of 5 or 7 differs from one of 8 in the 7th
-#: digit), so such shards reproduce a one-process run of a like-sized batch exactly.
-SHARD_ALIGN = 4
+#: Default shard sizes are whole multiples of this many trajectories, the rows every graph
+#: call of a run of several trajectories is padded to (gicnet_runtime.unroll.segment.
+#: ROW_ALIGN): onnxruntime's CPU matrix kernels give a row the same float32 numbers in any
+#: such batch (measured: the last rows of a batch of 5 or 7 differ from those of 8 in the
+#: 7th digit), so shards reproduce a one-process run exactly.
+SHARD_ALIGN = ROW_ALIGN
 #: Largest shard by default, trajectories (onnxruntime batches beyond this gain little).
 MAX_SHARD_TRAJECTORIES = 1024
 #: Info keys kept in the ledger for a written trajectory (its per-segment lists are not).

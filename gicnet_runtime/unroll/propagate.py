@@ -52,6 +52,7 @@ from gicnet_runtime.unroll.segment import (  # noqa: F401  (constants re-exporte
     EXPLOSION_MARGIN_A,
     MAX_SPEED_A_PER_FS,
     SegmentStep,
+    aligned_run,
     extent_A,
 )
 from gicnet_runtime.unroll.sinks import FrameSink, MemorySink
@@ -215,7 +216,7 @@ class Unrolling:
                   if unphysical == "error" else None)
         self.segment_step = SegmentStep(model, masses, segment_fs, per_segment,
                                         ICDefinition(desc.ic_rows) if restore_energy else None,
-                                        bounds)
+                                        bounds, positions.shape[0])
         self.info = {"engine": "gicnet", "models": [p.name for p in model.paths],
                      "n_members": model.n_members, "tc_fs": desc.tc_fs,
                      "segment_fs": segment_fs, "dt_fs": float(dt_fs),
@@ -319,7 +320,8 @@ def _initial_potential(model: Model, positions: np.ndarray,
     if not model.description.has_energy:
         return None
     zero = np.zeros((positions.shape[0], 1))
-    potential = model.run(positions, velocities, zero)[ENERGY_T][:, :, 0].astype(np.float64)
+    run = aligned_run(model, positions.shape[0])
+    potential = run(positions, velocities, zero)[ENERGY_T][:, :, 0].astype(np.float64)
     if not np.all(np.isfinite(potential)):
         bad = np.argwhere(~np.isfinite(potential))[0]
         raise ModelError(f"member {bad[0]} of the model ({', '.join(p.name for p in model.paths)}"

@@ -40,6 +40,29 @@ if TYPE_CHECKING:
 
 #: Times per segment at which energy and geometry are checked (besides the frames).
 ENERGY_CHECKS_PER_SEGMENT = 10
+#: In runs of several trajectories every graph call gets a multiple of this many rows (the
+#: last row repeated): onnxruntime's CPU matrix kernels give a row the same float32 numbers
+#: in any such batch, wherever the row sits, and slightly different ones (~1e-7) in the
+#: last rows of other batches.  So a trajectory's numbers do not depend on which others
+#: share its calls, also when backtracks leave a few trajectories a segment behind the rest
+#: (Ray shards reproduce a one-process run).  A single trajectory's calls are not padded.
+ROW_ALIGN = 4
+
+
+def aligned_run(model: Model, n_trajectories: int):
+    """``model.run`` for a run of ``n_trajectories``: rows padded to a multiple of
+    ``ROW_ALIGN`` (none for a single trajectory), outputs cut back to the rows asked for."""
+    align = ROW_ALIGN if n_trajectories > 1 else 1
+
+    def run(positions: np.ndarray, velocities: np.ndarray, times: np.ndarray) -> dict:
+        n_rows = positions.shape[0]
+        pad = -n_rows % align
+        if not pad:
+            return model.run(positions, velocities, times)
+        take = np.concatenate([np.arange(n_rows), np.full(pad, n_rows - 1)])
+        out = model.run(positions[take], velocities[take], times[take])
+        return {name: value[:, :n_rows] for name, value in out.items()}
+    return run
 
 
 class SegmentStep:
@@ -47,12 +70,14 @@ class SegmentStep:
 
     def __init__(self, model: Model, masses: np.ndarray, segment_fs: float,
                  per_segment: list[np.ndarray], restore_ics: ICDefinition | None = None,
-                 bounds: sanity.Bounds | None = None) -> None:
+                 bounds: sanity.Bounds | None = None, n_trajectories: int = 1) -> None:
         """``restore_ics``: the IC definition whose bonds and angles energy restoration
         scales (None: no restoration); ``bounds``: the physical-sanity bounds of all B
         trajectories (:meth:`gicnet_runtime.core.sanity.Bounds.initial`), whose bond and
-        temperature checks make a member's segment fail (None: numerical checks only)."""
+        temperature checks make a member's segment fail (None: numerical checks only);
+        ``n_trajectories``: B, which decides the rows' padding (:func:`aligned_run`)."""
         self.model, self.masses, self.segment_fs = model, masses, segment_fs
+        self.run = aligned_run(model, n_trajectories)
         self.bounds = bounds
         self.until_fs = float(per_segment[-1][-1])
         self.per_segment = per_segment
@@ -82,12 +107,12 @@ class SegmentStep:
         local = self.local[segment]
         start_pos, start_vel = state.starts(rows)
         if self.share > 0:
-            start = reversal.corrected_start(self.model.run, start_pos, start_vel, self.masses,
+            start = reversal.corrected_start(self.run, start_pos, start_vel, self.masses,
                                              self.segment_fs, self.share)
             out = reversal.given_start_at_zero(
-                self.model.run(start.positions, start.velocities, local), local, start)
+                self.run(start.positions, start.velocities, local), local, start)
         else:
-            out = self.model.run(start_pos, start_vel, local)
+            out = self.run(start_pos, start_vel, local)
         pos = out[POSITIONS_T].astype(np.float64)
         vel = out[VELOCITIES_T].astype(np.float64)
         finite = np.all(np.isfinite(pos) & np.isfinite(vel), axis=(2, 3, 4))

@@ -38,6 +38,29 @@ const {TIME_RTOL, formatG, frameTimes, segmentOf, unrollSegmentFs} = require('./
 const {Candidate, Unroll} = require('./unroll');
 
 const ENERGY_CHECKS_PER_SEGMENT = 10;
+/**
+ * In runs of several trajectories every graph call gets a multiple of ROW_ALIGN rows (the
+ * last row repeated), as gicnet_runtime/unroll/segment.py's aligned_run: onnxruntime's CPU
+ * kernels give a row the same float32 numbers in any such batch, so a trajectory's numbers
+ * do not depend on which others share its calls. A single trajectory's calls are not padded.
+ */
+const ROW_ALIGN = 4;
+
+/** model.run for a run of `nTrajectories`, rows padded to ROW_ALIGN, outputs cut back. */
+function alignedRun(model, nTrajectories) {
+  const align = nTrajectories > 1 ? ROW_ALIGN : 1;
+  return async (positions, velocities, times) => {
+    const n = positions.length;
+    const pad = (align - (n % align)) % align;
+    if (!pad) return model.run(positions, velocities, times);
+    const padded = (rows) => rows.concat(new Array(pad).fill(rows[n - 1]));
+    const outs = await model.run(padded(positions), padded(velocities), padded(times));
+    const k = times[0].length;
+    const frame = model.description.n_atoms * 3;
+    return outs.map((out) => Object.fromEntries(Object.entries(out).map(([name, data]) =>
+      [name, data.subarray(0, n * k * (name === 'energy_t' ? 1 : frame))])));
+  };
+}
 const EXPLOSION_MARGIN_A = 10.0;
 const MAX_SPEED_A_PER_FS = 1.0;
 
@@ -128,12 +151,13 @@ async function propagate(model, state, durationFs, dtFs, options = {}) {
     return new Unroll(p, v, mom.linearMomentum(v, masses), mom.angularMomentum(p, v, masses),
       mom.centreOfMass(p, masses));
   });
-  const potential0 = await initialPotential(model, state);
+  const run = alignedRun(model, state.positions.length);
+  const potential0 = await initialPotential(model, state, run);
   const reference = potential0 && state.velocities.map(
     (v, b) => referenceEnergyEV(potential0.map((row) => row[b]), v, masses));
   const limits = state.positions.map((p) => extentA(p, masses) + EXPLOSION_MARGIN_A);
   const step = new Step(model, masses, settings.segmentFs, perSegment,
-    settings.restoreEnergy ? stretchBendCoordinates(desc.ic_rows) : null);
+    settings.restoreEnergy ? stretchBendCoordinates(desc.ic_rows) : null, run);
   for (;;) {
     const active = unrolls.map((_, i) => i).filter(
       (i) => unrolls[i].failure === null && unrolls[i].segment < perSegment.length);
@@ -149,9 +173,9 @@ async function propagate(model, state, durationFs, dtFs, options = {}) {
  * Each member's potential energy at t = 0: [M][B] eV, or null for a model without energy;
  * throws for a non-finite one.
  */
-async function initialPotential(model, state) {
+async function initialPotential(model, state, run) {
   if (!model.description.has_energy) return null;
-  const outs = await model.run(state.positions, state.velocities, state.positions.map(() => [0]));
+  const outs = await run(state.positions, state.velocities, state.positions.map(() => [0]));
   const potential = outs.map((out) => Array.from(out.energy_t));
   potential.forEach((row, m) => row.forEach((e0, b) => {
     if (!Number.isFinite(e0)) {
@@ -166,10 +190,11 @@ async function initialPotential(model, state) {
 class Step {
   /**
    * masses (N) amu; segmentFs: L, fs; perSegment: each segment's frame times (fs);
-   * restore: the coordinates energy restoration scales (stretchBendCoordinates), or null.
+   * restore: the coordinates energy restoration scales (stretchBendCoordinates), or null;
+   * run: the model's graph call with the run's row padding (alignedRun).
    */
-  constructor(model, masses, segmentFs, perSegment, restore) {
-    Object.assign(this, {model, masses, segmentFs, perSegment, restore});
+  constructor(model, masses, segmentFs, perSegment, restore, run) {
+    Object.assign(this, {model, masses, segmentFs, perSegment, restore, run});
     const desc = model.description;
     this.restoration = {fraction: restoreFraction(desc), deficit: restoreDeficit(desc)};
     this.share = reversalShare(desc);
@@ -192,13 +217,13 @@ class Step {
     const starts = unrolls.map((u) => u.start());
     let outs;
     if (this.share > 0) {
-      const corrected = await correctedStarts(this.model, starts, this.masses, this.segmentFs,
+      const corrected = await correctedStarts(this.run, starts, this.masses, this.segmentFs,
         this.share);
-      outs = givenStartAtZero(await this.model.run(corrected.map((c) => c.positions),
+      outs = givenStartAtZero(await this.run(corrected.map((c) => c.positions),
         corrected.map((c) => c.velocities), local), local, corrected, this.masses.length);
     } else {
-      outs = await this.model.run(starts.map((s) => s.positions),
-        starts.map((s) => s.velocities), local);
+      outs = await this.run(starts.map((s) => s.positions), starts.map((s) => s.velocities),
+        local);
     }
     // per member m and row a: {positions, velocities (width frames), energy (width), error, reason}
     const rows = outs.map((out) => unrolls.map((u, a) => this.restored(out, a, width, local[a],
@@ -314,6 +339,6 @@ function trajectory(u, b, masses, potential0) {
 }
 
 module.exports = {
-  ENERGY_CHECKS_PER_SEGMENT, EXPLOSION_MARGIN_A, MAX_SPEED_A_PER_FS, framesPerSegment, propagate,
-  segmentTimes, unrollSettings,
+  ENERGY_CHECKS_PER_SEGMENT, EXPLOSION_MARGIN_A, MAX_SPEED_A_PER_FS, ROW_ALIGN, alignedRun,
+  framesPerSegment, propagate, segmentTimes, unrollSettings,
 };

@@ -24,21 +24,22 @@ function largestShift(d, share) {
 }
 
 /**
- * Corrected starts of A trajectories.  model: a Model (./model.js); starts: A {positions,
+ * Corrected starts of A trajectories.  run: the model's graph call (Model.run, or
+ * ./propagate.js's alignedRun of it), one output per member; starts: A {positions,
  * velocities} (Float64Arrays of N·3); masses (N); segmentFs: L; share: k > 0.  Returns A
  * {positions, velocities, applied, positions0, velocities0, potential0: M potential energies
  * (eV) of the given start, or null without energy}.
  */
-async function correctedStarts(model, starts, masses, segmentFs, share) {
+async function correctedStarts(run, starts, masses, segmentFs, share) {
   const n3 = masses.length * 3;
-  const forward = await model.run(starts.map((s) => s.positions), starts.map((s) => s.velocities),
+  const forward = await run(starts.map((s) => s.positions), starts.map((s) => s.velocities),
     starts.map(() => [0, segmentFs]));
   const frame = (data, a, k) => Float64Array.from(data.subarray((2 * a + k) * n3,
     (2 * a + k + 1) * n3));
   const ends = forward.map((out) => starts.map((_, a) => ({
     positions: frame(out.positions_t, a, 1), velocities: frame(out.velocities_t, a, 1)})));
   const backRows = ends.flat();
-  const back = await model.run(backRows.map((e) => e.positions),
+  const back = await run(backRows.map((e) => e.positions),
     backRows.map((e) => e.velocities.map((v) => -v)), backRows.map(() => [segmentFs]));
   const nRows = starts.length;
   return starts.map((s, a) => {
