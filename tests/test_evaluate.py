@@ -194,7 +194,8 @@ def test_cli_evaluate_writes_report_and_plots(models, references, tmp_path):
     assert all(r["reached_fs"] == 20.0 for r in report["stability"]["trajectories"])
     # the analytic model has an energy output and no restoration settings: all at the end
     assert report["unrolling"] == {"segment_fs": 10.0, "restore_energy": True,
-                                   "restore_fraction": 1.0, "restore_deficit": "end"}
+                                   "reversal_share": 0.0, "restore_fraction": 1.0,
+                                   "restore_deficit": "end"}
     for name in ("segment_errors.png", "spectrum.png"):
         assert (out / name).stat().st_size > 1000
     assert not list(out.glob(".*tmp"))
