@@ -3,9 +3,9 @@
 Newton's equations are time-reversible: run a trajectory for L, reverse the velocities,
 run it for L again and it comes back to where it started, velocities reversed.  A network
 trained on squared errors is not quite reversible: the state it predicts at the end of a
-segment is pulled a little towards the mean (about 1.6 % of the O-H bond's displacement
-per 10 fs segment for the shipped ethanol model, docs/analysis.md), and over hundreds of
-segments per picosecond that damps the fast stretches.  The same pull appears when the
+segment is pulled a little towards the mean (about 1 % of the O-H bond's displacement
+per 10 fs segment for the shipped ethanol model, docs/analysis.md), and at 100 segment
+boundaries per picosecond that damps the fast stretches.  The same pull appears when the
 network predicts backwards, so the round trip measures it without any reference data:
 
     d = s - R F(R F(s)),
