@@ -633,6 +633,54 @@ def test_reversal_correction_unrolls_like_python(node, initial, tmp_path, share)
                for a, b in zip(expected, other, strict=True)) > 1e-5
 
 
+_REVERSAL_SCRIPT = """
+const [reversalPath, modelPath, file] = process.argv.slice(1);
+const {correctedStarts} = require(reversalPath);
+const {Model} = require(modelPath);
+const doc = JSON.parse(require('node:fs').readFileSync(0, 'utf8'));
+(async () => {
+  const model = await Model.load(file);
+  const starts = doc.positions.map((p, a) => ({positions: Float64Array.from(p.flat()),
+    velocities: Float64Array.from(doc.velocities[a].flat())}));
+  const out = await correctedStarts((p, v, t) => model.run(p, v, t), starts,
+    Float64Array.from(doc.masses), doc.segment_fs, doc.share, doc.reference);
+  process.stdout.write(JSON.stringify(out.map((c) => ({applied: c.applied,
+    positions: Array.from(c.positions), velocities: Array.from(c.velocities)}))));
+})();
+"""
+
+
+def test_reversal_guards_are_pythons(node, initial):
+    """clients/node/src/reversal.js's correctedStarts against gicnet_runtime.unroll.reversal:
+    the shipped ensemble's 10 starts with references that make starts 0-2 more than 1
+    kcal/mol too hot (not corrected) and the others not (corrected), the same starts and
+    the same decisions."""
+    from gicnet_runtime.core.ensemble import reference_energy_eV
+    from gicnet_runtime.unroll import reversal
+
+    model = load_model(ENSEMBLE_FILE, device="cpu")
+    masses = np.asarray(model.description.masses_amu)
+    pos, vel = initial.positions, initial.velocities
+    _, _, potential0 = reversal.round_trip_defect(model.run, pos, vel, masses, 10.0)
+    excess = np.where(np.arange(len(pos)) < 3, 1.5, 0.5) * reversal.MAX_EXCESS_EV
+    reference = reference_energy_eV(potential0, vel, masses) - excess
+    expected = reversal.corrected_start(model.run, pos, vel, masses, 10.0, 0.5, reference)
+    assert expected.applied.tolist() == [False] * 3 + [True] * (len(pos) - 3)
+    done = subprocess.run(
+        [node, "-e", _REVERSAL_SCRIPT, str(CLIENT / "src" / "reversal.js"),
+         str(CLIENT / "src" / "model.js"), str(ENSEMBLE_FILE)],
+        input=json.dumps({"positions": pos.tolist(), "velocities": vel.tolist(),
+                          "masses": masses.tolist(), "segment_fs": 10.0, "share": 0.5,
+                          "reference": reference.tolist()}),
+        capture_output=True, text=True, timeout=NODE_TIMEOUT_S, check=True)
+    got = json.loads(done.stdout)
+    assert [c["applied"] for c in got] == expected.applied.tolist()
+    np.testing.assert_allclose([c["positions"] for c in got],
+                               expected.positions.reshape(len(pos), -1), rtol=0, atol=1e-12)
+    np.testing.assert_allclose([c["velocities"] for c in got],
+                               expected.velocities.reshape(len(pos), -1), rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"unroll_reversal_share": -0.5}, "unroll_reversal_share must lie in [0, 1]"),
     ({"unroll_reversal_share": 2}, "unroll_reversal_share must lie in [0, 1]"),

@@ -225,3 +225,21 @@ def test_a_trajectorys_frames_do_not_depend_on_the_others_in_its_batch():
     for a, b in zip(few, many[:3]):
         np.testing.assert_array_equal(a.positions, b.positions)
         np.testing.assert_array_equal(a.velocities, b.velocities)
+
+
+def test_a_start_hotter_than_its_reference_is_not_corrected():
+    """The correction puts back what the network loses: a start whose total energy (members'
+    mean potential energy plus kinetic) exceeds its reference by more than MAX_EXCESS_EV
+    (1 kcal/mol) keeps its state; one below it, or without a reference, is corrected."""
+    from gicnet_runtime.core.ensemble import reference_energy_eV
+
+    pos, vel = _phases(n=3, amplitude=0.01)
+    run = _network(gain=0.95)
+    _, _, potential0 = reversal.round_trip_defect(run, pos, vel, MASSES, L)
+    total = reference_energy_eV(potential0, vel, MASSES)
+    excess = np.array([0.0, 0.9, 1.1]) * reversal.MAX_EXCESS_EV
+    start = reversal.corrected_start(run, pos, vel, MASSES, L, 0.5, total - excess)
+    assert start.applied.tolist() == [True, True, False]
+    np.testing.assert_array_equal(start.positions[2], pos[2])
+    assert reversal.corrected_start(run, pos, vel, MASSES, L, 0.5).applied.all()
+    assert reversal.MAX_EXCESS_EV == pytest.approx(1.0 / 23.0605, rel=1e-4)

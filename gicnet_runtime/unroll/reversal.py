@@ -23,9 +23,12 @@ Here d is the members' mean round-trip defect, and the share k is the model's
 Where the network is unsure of itself the defect is large and mostly noise (its rigid-body
 part, the network's error in the molecule's orientation and rotation, included): a
 trajectory whose k d would move an atom by more than ``MAX_SHIFT_A`` or change its velocity
-by more than ``MAX_SHIFT_A_PER_FS`` is not corrected in that segment.  What is added is k d
-without its rigid-body translation and rotation, which the unrolling's momentum and
-centre-of-mass restoration would undo anyway.
+by more than ``MAX_SHIFT_A_PER_FS`` is not corrected in that segment; nor is one whose
+start already holds more total energy than its reference by more than ``MAX_EXCESS_EV``
+(the network's own energy, the members' mean: the correction puts back what the network
+loses, and without this guard a rare run kept gaining energy, docs/analysis.md).  What is
+added is k d without its rigid-body translation and rotation, which the unrolling's
+momentum and centre-of-mass restoration would undo anyway.
 Costs: two graph calls at the one time L per segment, the second on every member's end
 state.
 
@@ -40,6 +43,7 @@ from typing import Callable
 import numpy as np
 
 from gicnet_runtime.core.contract import ENERGY_T, POSITIONS_T, VELOCITIES_T
+from gicnet_runtime.core.ensemble import ENERGY_THRESHOLD_EV, reference_energy_eV
 from gicnet_runtime.unroll.momentum import restore_momentum
 
 #: Largest k d of an atom's position, Å, and of its velocity, Å/fs, rigid-body part included,
@@ -47,6 +51,11 @@ from gicnet_runtime.unroll.momentum import restore_momentum
 #: (chosen on the shipped ethanol model's unrolled trajectories, docs/analysis.md).
 MAX_SHIFT_A = 0.03
 MAX_SHIFT_A_PER_FS = 0.004
+#: A trajectory whose start holds more total energy than its reference by more than this,
+#: eV, gets no correction in that segment (the correction puts back what the network loses;
+#: a trajectory already too hot has nothing to get back): the unrolling's energy threshold,
+#: 1 kcal/mol.
+MAX_EXCESS_EV = ENERGY_THRESHOLD_EV
 
 Run = Callable[[np.ndarray, np.ndarray, np.ndarray], dict]
 
@@ -107,15 +116,21 @@ def round_trip_defect(run: Run, positions: np.ndarray, velocities: np.ndarray,
 
 
 def corrected_start(run: Run, positions: np.ndarray, velocities: np.ndarray,
-                    masses: np.ndarray, segment_fs: float, share: float) -> CorrectedStart:
+                    masses: np.ndarray, segment_fs: float, share: float,
+                    reference_eV: np.ndarray | None = None) -> CorrectedStart:
     """Starts s + ``share`` d (:func:`round_trip_defect`) without d's rigid-body motion,
     each trajectory's only where ``share`` d stays within ``MAX_SHIFT_A`` and
-    ``MAX_SHIFT_A_PER_FS``."""
+    ``MAX_SHIFT_A_PER_FS`` and, given the trajectories' reference total energies (A,) eV,
+    where the start's total energy (the members' mean potential energy plus the kinetic
+    energy) exceeds its reference by at most ``MAX_EXCESS_EV``."""
     d_pos, d_vel, potential0 = round_trip_defect(run, positions, velocities, masses,
                                                  segment_fs)
     shift_pos, shift_vel = share * d_pos, share * d_vel
     applied = ((np.linalg.norm(shift_pos, axis=-1).max(axis=-1) <= MAX_SHIFT_A)
                & (np.linalg.norm(shift_vel, axis=-1).max(axis=-1) <= MAX_SHIFT_A_PER_FS))
+    if reference_eV is not None and potential0 is not None:
+        excess = reference_energy_eV(potential0, velocities, masses) - reference_eV
+        applied &= excess <= MAX_EXCESS_EV
     zero = np.zeros((positions.shape[0], 3))
     shift_pos = restore_momentum(positions, shift_pos, masses, zero, zero)
     shift_vel = restore_momentum(positions, shift_vel, masses, zero, zero)

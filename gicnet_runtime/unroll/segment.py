@@ -108,7 +108,7 @@ class SegmentStep:
         start_pos, start_vel = state.starts(rows)
         if self.share > 0:
             start = reversal.corrected_start(self.run, start_pos, start_vel, self.masses,
-                                             self.segment_fs, self.share)
+                                             self.segment_fs, self.share, reference)
             out = reversal.given_start_at_zero(
                 self.run(start.positions, start.velocities, local), local, start)
         else:

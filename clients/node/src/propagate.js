@@ -218,7 +218,7 @@ class Step {
     let outs;
     if (this.share > 0) {
       const corrected = await correctedStarts(this.run, starts, this.masses, this.segmentFs,
-        this.share);
+        this.share, reference);
       outs = givenStartAtZero(await this.run(corrected.map((c) => c.positions),
         corrected.map((c) => c.velocities), local), local, corrected, this.masses.length);
     } else {

@@ -5,14 +5,18 @@
  * end with the velocities reversed, the state another L on (backward, velocities reversed
  * back); d = s minus the members' mean round trip.  A trajectory whose k·d (k: the model's
  * unroll_reversal_share) moves an atom by more than MAX_SHIFT_A or changes its velocity by
- * more than MAX_SHIFT_A_PER_FS is not corrected in that segment; otherwise the segment is
+ * more than MAX_SHIFT_A_PER_FS, or whose start's total energy (the members' mean potential
+ * energy plus the kinetic energy) exceeds its reference by more than MAX_EXCESS_EV, is not
+ * corrected in that segment; otherwise the segment is
  * predicted from s + k·d with d's rigid-body translation and rotation removed, and its frames
  * at local time 0 are the start as given.
  */
 const mom = require('./momentum');
+const {ENERGY_THRESHOLD_EV, referenceEnergyEV} = require('./ensemble');
 
 const MAX_SHIFT_A = 0.03;
 const MAX_SHIFT_A_PER_FS = 0.004;
+const MAX_EXCESS_EV = ENERGY_THRESHOLD_EV;
 
 /** Largest atom norm of k·d (N·3 values). */
 function largestShift(d, share) {
@@ -26,11 +30,12 @@ function largestShift(d, share) {
 /**
  * Corrected starts of A trajectories.  run: the model's graph call (Model.run, or
  * ./propagate.js's alignedRun of it), one output per member; starts: A {positions,
- * velocities} (Float64Arrays of N·3); masses (N); segmentFs: L; share: k > 0.  Returns A
+ * velocities} (Float64Arrays of N·3); masses (N); segmentFs: L; share: k > 0; reference:
+ * A reference total energies (eV), or null (no energy guard).  Returns A
  * {positions, velocities, applied, positions0, velocities0, potential0: M potential energies
  * (eV) of the given start, or null without energy}.
  */
-async function correctedStarts(run, starts, masses, segmentFs, share) {
+async function correctedStarts(run, starts, masses, segmentFs, share, reference = null) {
   const n3 = masses.length * 3;
   const forward = await run(starts.map((s) => s.positions), starts.map((s) => s.velocities),
     starts.map(() => [0, segmentFs]));
@@ -59,7 +64,10 @@ async function correctedStarts(run, starts, masses, segmentFs, share) {
     const potential0 = forward[0].energy_t === undefined ? null
       : forward.map((out) => out.energy_t[2 * a]);
     const given = {positions0: s.positions, velocities0: s.velocities, potential0};
-    if (largestShift(dPos, share) > MAX_SHIFT_A || largestShift(dVel, share) > MAX_SHIFT_A_PER_FS) {
+    const hot = reference !== null && potential0 !== null
+      && referenceEnergyEV(potential0, s.velocities, masses) - reference[a] > MAX_EXCESS_EV;
+    if (hot || largestShift(dPos, share) > MAX_SHIFT_A
+      || largestShift(dVel, share) > MAX_SHIFT_A_PER_FS) {
       return {positions: s.positions, velocities: s.velocities, applied: false, ...given};
     }
     const zero = [0, 0, 0];
@@ -93,4 +101,5 @@ function givenStartAtZero(outs, local, corrected, nAtoms) {
   return outs;
 }
 
-module.exports = {MAX_SHIFT_A, MAX_SHIFT_A_PER_FS, correctedStarts, givenStartAtZero};
+module.exports = {MAX_EXCESS_EV, MAX_SHIFT_A, MAX_SHIFT_A_PER_FS, correctedStarts,
+  givenStartAtZero};
