@@ -15,8 +15,8 @@ damping error (the end state's displacements shrunk by a factor g) d is the shri
 both legs, about 2 (1 - g) times the displacement; for an error in the phase (a frequency
 slightly off) the two legs cancel and d is 0.  Starting the segment from s + k d instead
 of s, with k about 1/2, gives an end state whose energy error averages to zero over the
-phases of the vibration: what was a loss at every boundary becomes a bounded fluctuation,
-the property of a symmetric integrator.
+phases of the vibration, to second order in the damping: what was a loss at every boundary
+becomes a fluctuation that averages out.
 
 Here d is the members' mean round-trip defect, and the share k is the model's
 ``unroll_reversal_share`` (:class:`gicnet_runtime.core.description.ModelDescription`).
