@@ -99,9 +99,8 @@ def restoring(model: Path, fraction: float, deficit: str, out: Path,
 
 
 def label(restore) -> str:
-    if restore is True or restore is False:
-        return "the model's" if restore else "off"
-    return f"{restore[0]:g} of the {restore[1]} deficit"
+    """A variant's restoration in words: False, or (fraction, how the deficit is measured)."""
+    return "off" if restore is False else f"{restore[0]:g} of the {restore[1]} deficit"
 
 
 def evaluate(files: list[Path], model: Path, out_root: Path, segment_fs: float, restore,

@@ -149,17 +149,16 @@ def test_frames_at_local_time_zero_are_the_given_start():
 
 
 def _with_share(tmp_path, share):
+    """The shipped ensemble file with ``gicnet.unroll_reversal_share`` = ``share``."""
     import onnx
 
     from gicnet_runtime.core import shipped_model
+    from tests.onnx_fixtures import with_metadata
 
-    graph = onnx.load(str(shipped_model() / "ensemble.onnx"))
-    props = {p.key: p.value for p in graph.metadata_props}
-    props["gicnet.unroll_reversal_share"] = json.dumps(share)
-    del graph.metadata_props[:]
-    onnx.helper.set_model_props(graph, props)
-    path = tmp_path / f"share{share:g}.onnx"
-    onnx.save(graph, str(path))
+    source = shipped_model() / "ensemble.onnx"
+    props = {p.key: p.value for p in onnx.load(str(source)).metadata_props}
+    path = with_metadata(source, tmp_path / f"share{share:g}.onnx",
+                         {**props, "gicnet.unroll_reversal_share": json.dumps(share)})
     return load_model(path, device="cpu", threads=1)
 
 
