@@ -34,8 +34,8 @@ class Dual(NamedTuple):
 
 # --- elementary operations on (value, tangent) pairs -------------------------
 
-#: Cyclic permutations of (x, y, z): a x b = a[NEXT] b[AFTER] - a[AFTER] b[NEXT].
-_NEXT, _AFTER = (1, 2, 0), (2, 0, 1)
+#: The components cycled, (y, z, x): a x b = a[NEXT] b[NEXT][NEXT] - a[NEXT][NEXT] b[NEXT].
+_NEXT = (1, 2, 0)
 
 
 def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -48,12 +48,18 @@ def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def cross_gathers(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Cross product over the last axis, broadcast, as four gathers: ONNX has no cross
-    operator, and this takes 7 graph nodes where a split and a stack per component take 21."""
-    nxt = torch.tensor(_NEXT, device=a.device)
-    after = torch.tensor(_AFTER, device=a.device)
-    return (a.index_select(-1, nxt) * b.index_select(-1, after)
-            - a.index_select(-1, after) * b.index_select(-1, nxt))
+    """Cross product over the last axis, broadcast, as three gathers: ONNX has no cross
+    operator.  With a' = a[NEXT] (components cycled), w = a b' - a' b holds at component i
+    a_i b_(i+1) - a_(i+1) b_i, so w[NEXT] is a x b: the products and the subtraction of
+    the textbook a[NEXT] b[AFTER] - a[AFTER] b[NEXT] in the same order (the same float
+    numbers), in 6 graph nodes instead of 7 (a split and a stack per component take 21)."""
+    nxt = _next_index(a)
+    w = a * b.index_select(-1, nxt) - a.index_select(-1, nxt) * b
+    return w.index_select(-1, nxt)
+
+
+def _next_index(like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(_NEXT, device=like.device)
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -70,7 +76,21 @@ def d_dot(a: Dual, b: Dual) -> Dual:
 
 
 def d_cross(a: Dual, b: Dual) -> Dual:
+    if torch.onnx.is_in_onnx_export():
+        return d_cross_gathers(a, b)
     return Dual(_cross(a.v, b.v), _cross(a.d, b.v) + _cross(a.v, b.d))
+
+
+def d_cross_gathers(a: Dual, b: Dual) -> Dual:
+    """:func:`d_cross` as exported: :func:`cross_gathers` with each operand's cycled
+    components gathered once for the value and both tangent terms, and the tangent's two
+    terms summed before the last gather: 6 gathers and 16 nodes where three cross
+    products take 12 and 22, with the same float numbers."""
+    nxt = _next_index(a.v)
+    av, ad, bv, bd = (x.index_select(-1, nxt) for x in (a.v, a.d, b.v, b.d))
+    value = a.v * bv - av * b.v
+    tangent = (a.d * bv - ad * b.v) + (a.v * bd - av * b.d)
+    return Dual(value.index_select(-1, nxt), tangent.index_select(-1, nxt))
 
 
 def d_norm(a: Dual) -> Dual:

@@ -204,3 +204,22 @@ def test_cross_products_match_numpy_with_broadcasting():
         got = cross(torch.from_numpy(a), torch.from_numpy(b)).numpy()
         assert got.shape == (4, 6, 5, 3)
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_exported_dual_cross_product_is_the_three_cross_products_bit_for_bit():
+    """d_cross as exported (shared gathers, tangent summed before the last gather) gives
+    the float32 numbers of the value and the two tangent terms computed as three
+    textbook cross products a[NEXT] b[AFTER] - a[AFTER] b[NEXT], and numpy's to rounding."""
+    rng = np.random.default_rng(4)
+    a, b = (g.Dual(*(torch.from_numpy(rng.normal(size=(7, 5, 3)).astype(np.float32))
+                     for _ in range(2))) for _ in range(2))
+    nxt, after = [1, 2, 0], [2, 0, 1]
+
+    def textbook(x, y):
+        return x[..., nxt] * y[..., after] - x[..., after] * y[..., nxt]
+
+    got = g.d_cross_gathers(a, b)
+    assert torch.equal(got.v, textbook(a.v, b.v))
+    assert torch.equal(got.d, textbook(a.d, b.v) + textbook(a.v, b.d))
+    want = np.cross(a.d.numpy(), b.v.numpy()) + np.cross(a.v.numpy(), b.d.numpy())
+    np.testing.assert_allclose(got.d.numpy(), want, rtol=0, atol=1e-5)

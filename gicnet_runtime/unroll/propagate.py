@@ -30,6 +30,7 @@ memory by :func:`propagate`, which returns one :class:`Trajectory` per initial c
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -201,7 +202,9 @@ class Unrolling:
         restore_energy, segment_fs = unroll_settings(desc, restore_energy, segment_fs)
         sanity.check_mode(unphysical)
         frame_segment = segment_of(frames, segment_fs)
-        per_segment = [frames[frame_segment == s] for s in range(int(frame_segment[-1]) + 1)]
+        # frame_segment never decreases: segment s holds frames[bounds[s]:bounds[s + 1]]
+        bounds = np.searchsorted(frame_segment, np.arange(int(frame_segment[-1]) + 2))
+        per_segment = [frames[a:b] for a, b in itertools.pairwise(bounds)]
         self.frames_fs, self.threshold_eV = frames, energy_threshold_eV
         self.first_index = int(first_index)
         self.sink = sink(positions.shape[0], frames.size, positions.shape[1], desc.has_energy)

@@ -131,9 +131,10 @@ def corrected_start(run: Run, positions: np.ndarray, velocities: np.ndarray,
     if reference_eV is not None and potential0 is not None:
         excess = reference_energy_eV(potential0, velocities, masses) - reference_eV
         applied &= excess <= MAX_EXCESS_EV
+    # Both parts' rigid-body motion about the start's centre of mass, in one call.
     zero = np.zeros((positions.shape[0], 3))
-    shift_pos = restore_momentum(positions, shift_pos, masses, zero, zero)
-    shift_vel = restore_momentum(positions, shift_vel, masses, zero, zero)
+    shift_pos, shift_vel = restore_momentum(positions, np.stack([shift_pos, shift_vel]),
+                                            masses, zero, zero)
     keep = applied[:, None, None]
     return CorrectedStart(positions + np.where(keep, shift_pos, 0.0),
                           velocities + np.where(keep, shift_vel, 0.0), applied,

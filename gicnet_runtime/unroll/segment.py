@@ -85,8 +85,13 @@ class SegmentStep:
                                                          internal.row_angles(restore_ics))
         checks_fs = segment_fs * np.arange(1, ENERGY_CHECKS_PER_SEGMENT + 1) \
             / ENERGY_CHECKS_PER_SEGMENT
-        layouts = [_segment_times(frames - s * segment_fs, checks_fs, segment_fs)
-                   for s, frames in enumerate(per_segment)]
+        layouts, known = [], {}
+        for s, frames in enumerate(per_segment):  # most segments share one layout
+            local = frames - s * segment_fs
+            key = local.tobytes()
+            if key not in known:
+                known[key] = _segment_times(local, checks_fs, segment_fs)
+            layouts.append(known[key])
         width = max(len(times) for times, _, _ in layouts)
         # Per segment: local times (padded with L), frame count, columns of the check times
         # (the last one the end, L).
@@ -216,7 +221,7 @@ def _segment_times(frames_fs: np.ndarray, checks_fs: np.ndarray,
     match = np.abs(checks_fs[:, None] - frames[None, :]) <= slack
     extra = checks_fs[~match.any(axis=1)]
     times = np.concatenate([frames, extra])
-    columns = np.array([int(np.flatnonzero(np.abs(times - t) <= slack)[0]) for t in checks_fs])
+    columns = np.argmax(np.abs(times[None, :] - checks_fs[:, None]) <= slack, axis=1)
     return times, frames.size, columns
 
 
