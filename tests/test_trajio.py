@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import h5py
@@ -63,6 +64,60 @@ def test_round_trip_is_exact(tmp_path, fmt, energies):
     path = write_trajectory(traj, tmp_path / f"t{SUFFIXES[fmt]}")
     assert_same(traj, read_trajectory(path), fmt)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left
+
+
+@pytest.mark.parametrize("energies", [True, False])
+def test_extxyz_lines_are_ase_comment_lines_and_17_digit_atom_lines(tmp_path, energies):
+    """The writer formats whole frames from a template: every comment line after the
+    first equals ASE's key_val_dict_to_str of the frame's keys, every atom line the
+    symbol, the float64 values of float32 positions and of the momenta with 17 digits,
+    and the mass, across block boundaries."""
+    from ase.io.extxyz import key_val_dict_to_str
+
+    from gicnet_runtime.io.ase_formats import write_extxyz_blocks
+    from gicnet_runtime.units import a_per_fs_to_ase_velocities
+
+    traj = make_trajectory(n_frames=7, energies=energies)
+    traj = dataclasses.replace(traj, positions=traj.positions.astype(np.float32),
+                               velocities=traj.velocities.astype(np.float32),
+                               potential_energy=None if not energies
+                               else traj.potential_energy.astype(np.float32))
+    blocks = [dataclasses.replace(traj, **{name: getattr(traj, name)[a:b] for name in
+                                           ("time_fs", "positions", "velocities")
+                                           + (("potential_energy", "kinetic_energy")
+                                              if energies else ())})
+              for a, b in ((0, 3), (3, 3), (3, 7))]
+    path = tmp_path / "t.xyz"
+    write_extxyz_blocks(path, blocks, {"engine": "x"})
+    lines = path.read_text().splitlines()
+    n = traj.n_atoms + 2
+    assert len(lines) == 7 * n
+    momenta = a_per_fs_to_ase_velocities(traj.velocities.astype(np.float64)) \
+        * traj.masses[None, :, None]
+    for i in range(7):
+        comment = lines[i * n + 1]
+        keys = {"pbc": "F F F", "time_fs": float(traj.time_fs[i])}
+        if energies:
+            keys.update(energy=float(traj.potential_energy[i]),
+                        kinetic_energy_eV=float(traj.kinetic_energy[i]))
+        if i:
+            assert comment.split(" ", 1)[1] == key_val_dict_to_str(keys)
+        else:
+            assert "gicnet_info" in comment
+        for j in range(traj.n_atoms):
+            fields = lines[i * n + 2 + j].split()
+            values = [float(traj.positions[i, j, k]) for k in range(3)] \
+                + [float(momenta[i, j, k]) for k in range(3)] + [float(traj.masses[j])]
+            assert fields == [f"{atomic_symbol(traj.atomic_numbers[j])}"] + [
+                "%.17g" % v for v in values]
+    back = read_trajectory(path)
+    np.testing.assert_array_equal(back.positions, traj.positions.astype(np.float64))
+
+
+def atomic_symbol(z: int) -> str:
+    from ase.data import chemical_symbols
+
+    return chemical_symbols[z]
 
 
 @pytest.mark.parametrize("fmt", ["extxyz", "traj"])

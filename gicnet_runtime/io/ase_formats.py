@@ -38,24 +38,64 @@ def write_extxyz_blocks(path: Path, blocks: Iterable[Trajectory], info: dict, **
     XYZ with full float64 precision; ``info`` goes into the first frame."""
     extxyz = require("ase.io.extxyz")
     data = require("ase.data")
-    row_format = " ".join(["%s"] + [_FLOAT] * 7) + "\n"
     first = True
     with open(path, "w", encoding="ascii") as fh:
         for traj in blocks:
             symbols = [data.chemical_symbols[z] for z in traj.atomic_numbers]
-            # float64 first: unrolled frames are float32, and float32 momenta would not
-            # give the velocities back exactly.
-            velocities = np.asarray(traj.velocities, dtype=np.float64)
-            momenta = a_per_fs_to_ase_velocities(velocities) * traj.masses[None, :, None]
-            for i in range(traj.n_frames):
-                header = _frame_info(traj, i)
-                if first and info:
-                    header.update(_info_entry(info))
-                first = False
-                comment = extxyz.key_val_dict_to_str(header)
-                fh.write(f"{traj.n_atoms}\nProperties={_PROPERTIES} {comment}\n")
-                fh.writelines(row_format % (symbol, *traj.positions[i, j], *momenta[i, j],
-                                            traj.masses[j]) for j, symbol in enumerate(symbols))
+            start = 0
+            if first and info and traj.n_frames:
+                # The first frame's comment line carries the provenance: ASE writes it.
+                header = _frame_info(traj, 0)
+                header.update(_info_entry(info))
+                fh.write(f"{traj.n_atoms}\nProperties={_PROPERTIES} "
+                         f"{extxyz.key_val_dict_to_str(header)}\n")
+                fh.write(_atom_lines(symbols, traj.masses) % tuple(_atom_values(traj, 0, 1)[0]))
+                start = 1
+            first = first and not traj.n_frames
+            template = _frame_template(traj, symbols)
+            for row in _frame_values(traj, start):
+                fh.write(template % tuple(row))
+
+
+def _frame_template(traj: Trajectory, symbols: list[str]) -> str:
+    """One frame as a %-template: the atom count, the comment line as ASE's
+    ``key_val_dict_to_str`` writes :func:`_frame_info` (floats as ``repr``: the keys, in
+    order, of :func:`_frame_values`' first columns) and :func:`_atom_lines`."""
+    keys = ["time_fs"] + [key for key, values in (("energy", traj.potential_energy),
+                                                  ("kinetic_energy_eV", traj.kinetic_energy))
+                          if values is not None]
+    comment = " ".join(['pbc="F F F"'] + [f"{key}=%r" for key in keys])
+    return (f"{traj.n_atoms}\nProperties={_PROPERTIES} {comment}\n"
+            + _atom_lines(symbols, traj.masses))
+
+
+def _atom_lines(symbols: list[str], masses: np.ndarray) -> str:
+    """The atom lines of a frame as a %-template of its positions and momenta (atom by
+    atom, ``_FLOAT``), symbols and masses (the same in every frame) written in."""
+    vectors = " ".join([_FLOAT] * 6)
+    return "".join(f"{symbol} {vectors} {_FLOAT % mass}\n"
+                   for symbol, mass in zip(symbols, np.asarray(masses, dtype=np.float64),
+                                           strict=True))
+
+
+def _atom_values(traj: Trajectory, start: int, stop: int | None = None) -> list[list[float]]:
+    """Frames ``start:stop``: per frame the positions and momenta of every atom, atom by
+    atom, as Python floats.  float64 first: unrolled frames are float32, and float32 momenta
+    would not give the velocities back exactly."""
+    velocities = np.asarray(traj.velocities[start:stop], dtype=np.float64)
+    momenta = a_per_fs_to_ase_velocities(velocities) * traj.masses[None, :, None]
+    positions = np.asarray(traj.positions[start:stop], dtype=np.float64)
+    return np.concatenate([positions, momenta], axis=-1).reshape(
+        len(momenta), 6 * traj.n_atoms).tolist()
+
+
+def _frame_values(traj: Trajectory, start: int) -> list[list[float]]:
+    """Frames ``start:``: per frame the values of :func:`_frame_template`."""
+    columns = [traj.time_fs[start:]] + [values[start:] for values in (traj.potential_energy,
+                                                                     traj.kinetic_energy)
+                                        if values is not None]
+    header = np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=-1).tolist()
+    return [h + a for h, a in zip(header, _atom_values(traj, start), strict=True)]
 
 
 def _frame_info(traj: Trajectory, i: int) -> dict:
