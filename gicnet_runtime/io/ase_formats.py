@@ -31,6 +31,8 @@ from gicnet_runtime.units import a_per_fs_to_ase_velocities, ase_velocities_to_a
 
 _PROPERTIES = "species:S:1:pos:R:3:momenta:R:3:masses:R:1"
 _FLOAT = "%.17g"
+#: Frames formatted per chunk (their values as Python floats: ~0.5 MB for ethanol).
+_FRAMES_PER_CHUNK = 512
 
 
 def write_extxyz_blocks(path: Path, blocks: Iterable[Trajectory], info: dict, **_) -> None:
@@ -53,8 +55,9 @@ def write_extxyz_blocks(path: Path, blocks: Iterable[Trajectory], info: dict, **
                 start = 1
             first = first and not traj.n_frames
             template = _frame_template(traj, symbols)
-            for row in _frame_values(traj, start):
-                fh.write(template % tuple(row))
+            for chunk in range(start, traj.n_frames, _FRAMES_PER_CHUNK):
+                fh.writelines(template % tuple(row) for row in
+                              _frame_values(traj, chunk, chunk + _FRAMES_PER_CHUNK))
 
 
 def _frame_template(traj: Trajectory, symbols: list[str]) -> str:
@@ -89,13 +92,13 @@ def _atom_values(traj: Trajectory, start: int, stop: int | None = None) -> list[
         len(momenta), 6 * traj.n_atoms).tolist()
 
 
-def _frame_values(traj: Trajectory, start: int) -> list[list[float]]:
-    """Frames ``start:``: per frame the values of :func:`_frame_template`."""
-    columns = [traj.time_fs[start:]] + [values[start:] for values in (traj.potential_energy,
-                                                                     traj.kinetic_energy)
-                                        if values is not None]
-    header = np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=-1).tolist()
-    return [h + a for h, a in zip(header, _atom_values(traj, start), strict=True)]
+def _frame_values(traj: Trajectory, start: int, stop: int) -> list[list[float]]:
+    """Frames ``start:stop``: per frame the values of :func:`_frame_template`."""
+    columns = [traj.time_fs] + [values for values in (traj.potential_energy,
+                                                      traj.kinetic_energy) if values is not None]
+    header = np.stack([np.asarray(c[start:stop], dtype=np.float64) for c in columns],
+                      axis=-1).tolist()
+    return [h + a for h, a in zip(header, _atom_values(traj, start, stop), strict=True)]
 
 
 def _frame_info(traj: Trajectory, i: int) -> dict:
