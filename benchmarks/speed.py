@@ -27,7 +27,10 @@ On ethanol with output frames every ``--dt-fs`` (0.5 fs), the sections (``--sect
 6. ``readme``: README's first command, ``gicnet propagate --duration-fs 10000 --out
    DIR/traj.xyz``, run as a user runs it (console script, the user's thread settings):
    wall time and peak RSS;
-7. ``profile``: where propagate's time goes (:mod:`benchmarks.profile`).
+7. ``profile``: where propagate's time goes (:mod:`benchmarks.profile`);
+8. ``dispatch``: onnxruntime's cost per graph node and the shipped file's calls of one
+   trajectory's segment, against what 300x ANI-1x-ensemble MD leaves of a segment
+   (:mod:`benchmarks.dispatch`; CPU provider).
 
 Thread counts are fixed (``--threads`` for onnxruntime's intra-op pool, torch, OpenMP and
 BLAS) before numpy is imported; README's command gets the environment this process was
@@ -59,7 +62,8 @@ TARGET_README_RSS_MB = 200.0  # README's first command, peak RSS, 1e6 bytes
 #: Batches that run this fast are repeated and the median taken, s.
 REPEAT_BELOW_S = 2.0
 REPEATS = 3
-SECTIONS = ("md", "flops", "hardware", "gicnet", "memory", "readme", "profile")
+SECTIONS = ("md", "flops", "hardware", "gicnet", "memory", "readme", "profile",
+            "dispatch")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: Rates assumed for the time estimate (the 2-core development machine, one thread, idle),
 #: fs/s; a busy machine takes up to ~2x longer.
@@ -171,6 +175,7 @@ def estimate_seconds(args, has_ensemble_file: bool = True) -> dict:
         est["profile"] = sum(2.3 * b * d / _ASSUMED_GICNET_FS_PER_S[
             ("ensemble", 1 if b < 16 else 16 if b < 256 else "large")]
             for b, d in zip(sizes, durations)) + 2.0
+    est["dispatch"] = 8.0 if "dispatch" in args.sections and args.device == "cpu" else 0.0
     est["total"] = sum(est.values()) + 5.0
     return est
 
@@ -559,6 +564,17 @@ def profile_section(args, files: dict, initial) -> dict:
                          [float(d) for d in args.profile_durations_fs.split(",")], args.dt_fs)
 
 
+def dispatch_section(args, files: dict, results: dict) -> dict:
+    from benchmarks.dispatch import dispatch_report, lines
+
+    ani = next((b["fs_per_s"] for b in results.get("baselines", [])
+                if b["baseline"] == "ani1x_ensemble"), None)
+    report = dispatch_report(files["ensemble_file"], files["folder"] / "initial.extxyz",
+                             args.threads, ani)
+    print("\n".join(lines(report)), flush=True)
+    return report
+
+
 def ratios(gicnet: list[dict], baselines: list[dict]) -> dict:
     """Every gicnet row's and every MD row's fs/s over each MD row's fs/s, keyed
     'model/B=size' (gicnet) or 'md/<baseline>' -> baseline -> ratio."""
@@ -741,6 +757,9 @@ def main(argv: list[str] | None = None) -> dict:
         results["readme"] = timed("readme", lambda: readme_section(args, user_env))
     if "profile" in args.sections:
         results["profile"] = timed("profile", lambda: profile_section(args, files, initial))
+    if ("dispatch" in args.sections and files["ensemble_file"] is not None
+            and args.device != "cuda"):
+        results["dispatch"] = timed("dispatch", lambda: dispatch_section(args, files, results))
     results["targets"] = targets(results)
     results["machine"]["load_average_end"] = os.getloadavg()
     results["total_wall_s"] = time.perf_counter() - started
