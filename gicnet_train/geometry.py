@@ -26,10 +26,11 @@ DISTANCE, ANGLE, DIHEDRAL = 0, 1, 2
 
 
 class Dual(NamedTuple):
-    """A value and its time derivative (forward-mode tangent)."""
+    """A value and its time derivative (forward-mode tangent); ``d`` None is a tangent
+    known to be zero (a fixed point: the dummy references), whose terms are left out."""
 
     v: torch.Tensor
-    d: torch.Tensor
+    d: torch.Tensor | None
 
 
 # --- elementary operations on (value, tangent) pairs -------------------------
@@ -67,8 +68,15 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(-1, keepdim=True)
 
 
+def _tangent(*terms: torch.Tensor | None) -> torch.Tensor | None:
+    """The sum of the terms that are not None (left to right), None if all are."""
+    present = [t for t in terms if t is not None]
+    return sum(present[1:], present[0]) if present else None
+
+
 def d_sub(a: Dual, b: Dual) -> Dual:
-    return Dual(a.v - b.v, a.d - b.d)
+    d = (a.d if b.d is None else -b.d if a.d is None else a.d - b.d)
+    return Dual(a.v - b.v, d)
 
 
 def d_dot(a: Dual, b: Dual) -> Dual:
@@ -78,7 +86,8 @@ def d_dot(a: Dual, b: Dual) -> Dual:
 def d_cross(a: Dual, b: Dual) -> Dual:
     if torch.onnx.is_in_onnx_export():
         return d_cross_gathers(a, b)
-    return Dual(_cross(a.v, b.v), _cross(a.d, b.v) + _cross(a.v, b.d))
+    return Dual(_cross(a.v, b.v), _tangent(None if a.d is None else _cross(a.d, b.v),
+                                           None if b.d is None else _cross(a.v, b.d)))
 
 
 def d_cross_gathers(a: Dual, b: Dual) -> Dual:
@@ -87,10 +96,13 @@ def d_cross_gathers(a: Dual, b: Dual) -> Dual:
     terms summed before the last gather: 6 gathers and 16 nodes where three cross
     products take 12 and 22, with the same float numbers."""
     nxt = _next_index(a.v)
-    av, ad, bv, bd = (x.index_select(-1, nxt) for x in (a.v, a.d, b.v, b.d))
+    av, bv = a.v.index_select(-1, nxt), b.v.index_select(-1, nxt)
     value = a.v * bv - av * b.v
-    tangent = (a.d * bv - ad * b.v) + (a.v * bd - av * b.d)
-    return Dual(value.index_select(-1, nxt), tangent.index_select(-1, nxt))
+    tangent = _tangent(
+        None if a.d is None else a.d * bv - a.d.index_select(-1, nxt) * b.v,
+        None if b.d is None else a.v * b.d.index_select(-1, nxt) - av * b.d)
+    return Dual(value.index_select(-1, nxt),
+                None if tangent is None else tangent.index_select(-1, nxt))
 
 
 def d_norm(a: Dual) -> Dual:
@@ -101,7 +113,7 @@ def d_norm(a: Dual) -> Dual:
 def d_unit(a: Dual) -> Dual:
     n = torch.linalg.vector_norm(a.v, dim=-1, keepdim=True)
     u = a.v / n
-    return Dual(u, (a.d - u * _dot(u, a.d)) / n)
+    return Dual(u, None if a.d is None else (a.d - u * _dot(u, a.d)) / n)
 
 
 def d_atan2(y: Dual, x: Dual) -> Dual:
@@ -118,11 +130,11 @@ def atan2(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def d_scale(s: Dual, a: Dual) -> Dual:
     """Scalar field s (..., 1) times vector a (..., 3)."""
-    return Dual(s.v * a.v, s.d * a.v + s.v * a.d)
+    return Dual(s.v * a.v, _tangent(s.d * a.v, None if a.d is None else s.v * a.d))
 
 
 def d_add(*terms: Dual) -> Dual:
-    return Dual(sum(t.v for t in terms), sum(t.d for t in terms))
+    return Dual(sum(t.v for t in terms), _tangent(*(t.d for t in terms)))
 
 
 # --- distances, angles, dihedrals ------------------------------------------
@@ -226,9 +238,15 @@ def internal_to_cartesian(q: torch.Tensor, q_dot: torch.Tensor,
     pts = _dummy_points(q) + 0.0 * q[..., :1, :1]
     vel = 0.0 * pts  # (not zeros_like: the exporter would freeze its traced shape)
     slot = {-1: 0, -2: 1, -3: 2}
+    dummies, lead = _dummy_points(q), (1,) * (q.dim() - 2)
     for rows in placement_levels(icdef):
         take = [[slot[icdef.rows[k][j]] for k in rows] for j in (1, 2, 3)]
-        refs = [Dual(pts.index_select(-2, _index(i, q)), vel.index_select(-2, _index(i, q)))
+        # A reference column of dummy points only is a constant with no velocity: the
+        # graph folds what depends on it alone (the first atom's frame) and drops its
+        # zero tangent terms.
+        refs = [Dual(dummies[i].reshape(lead + (len(i), 3)), None)
+                if max(i) < len(DUMMY_POINTS_A) else
+                Dual(pts.index_select(-2, _index(i, q)), vel.index_select(-2, _index(i, q)))
                 for i in take]
         here = _index(rows, q)
         qk, qk_dot = q.index_select(-2, here), q_dot.index_select(-2, here)
