@@ -62,6 +62,21 @@ def test_free_flight_frames_at_any_spacing(models):
     assert traj.info["segment_members"] == [0, 0, 0, 0]
 
 
+@pytest.mark.parametrize("dt_fs", [12.0, 25.0])
+def test_frames_further_apart_than_a_segment_leave_segments_without_frames(models, dt_fs):
+    """Frames 12 or 25 fs apart with 10 fs segments: segment 0 (and 1) hold no frame and
+    are still unrolled; the frames are the free flight's (exact; 30 fs, before the flight
+    stretches a bond beyond the sanity bound)."""
+    vel = thermal_velocities(0)
+    traj = _model(models, "free").propagate(ETHANOL_POSITIONS_A, vel, 30.0, dt_fs)[0]
+    np.testing.assert_allclose(traj.time_fs, dt_fs * np.arange(int(30.0 // dt_fs) + 1),
+                               atol=1e-12)
+    expected = ETHANOL_POSITIONS_A + vel * traj.time_fs[:, None, None]
+    np.testing.assert_allclose(traj.positions, expected, atol=2e-6)
+    assert len(traj.info["segment_members"]) == 3
+    assert "failure" not in traj.info
+
+
 #: Relative rounding of float32 frames (eps 1.2e-7, summed over atoms).
 FLOAT32_RTOL = 1e-6
 
