@@ -26,8 +26,10 @@ DISTANCE, ANGLE, DIHEDRAL = 0, 1, 2
 
 
 class Dual(NamedTuple):
-    """A value and its time derivative (forward-mode tangent); ``d`` None is a tangent
-    known to be zero (a fixed point: the dummy references), whose terms are left out."""
+    """A value and its time derivative (forward-mode tangent).  ``d`` None is a tangent
+    known to be zero (a fixed point: the dummy references), whose terms :func:`d_sub`,
+    :func:`d_cross`, :func:`d_unit`, :func:`d_scale` and :func:`d_add` leave out (the
+    others take full pairs)."""
 
     v: torch.Tensor
     d: torch.Tensor | None
