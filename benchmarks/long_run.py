@@ -8,7 +8,8 @@ peak resident memory, the wall time, the largest checkpoint seen while the run w
 the peak memory should not grow with the duration, and the checkpoint only by a few bytes
 per segment; what it would take to hold the frames in memory is given for comparison.
 
-Usage: ``python benchmarks/long_run.py [--durations-fs 100000 1000000] [--out FILE]``.
+Usage: ``python -m benchmarks.long_run [--durations-fs 100000 1000000] [--out FILE]``
+(or ``python benchmarks/long_run.py ...``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a file: ``benchmarks`` must be importable
+    sys.path.insert(0, str(ROOT))
 #: How often the checkpoint's size is polled, s.
 POLL_S = 1.0
 
