@@ -85,8 +85,9 @@ def internal_kinetic_energy_eV(positions: np.ndarray, velocities: np.ndarray,
     (0.5 L · I⁺ L): (..., N, 3) Å, Å/fs -> (...) eV, >= 0."""
     p = linear_momentum(velocities, masses)
     translation = 0.5 * np.sum(p * p, axis=-1) / masses.sum()
-    spin = angular_momentum(positions, velocities, masses)
-    inertia = inertia_tensor(positions, masses)
+    rel = relative_positions(positions, masses)
+    spin = np.matmul(masses, cross(rel, velocities))  # angular_momentum, rel computed once
+    inertia = inertia_of(rel, masses)
     # A ridge of LINEAR_RTOL of the trace instead of a pseudo-inverse (10 times slower):
     # a linear molecule has no angular momentum about its axis, so nothing spins there.
     ridge = LINEAR_RTOL * np.trace(inertia, axis1=-2, axis2=-1) + _TINY_INERTIA_AMU_A2

@@ -259,6 +259,8 @@ def frozen(cold: np.ndarray, times_fs: np.ndarray, start_fs, window_fs: float) -
     """Frames (..., K) that are ``cold`` and have been since at least ``window_fs``: no
     frame that is not cold, nor the start ``start_fs`` (broadcast to (...)), within
     ``window_fs`` before them.  times_fs: broadcast to (..., K), any order."""
+    if not cold.any():  # nothing cold, nothing frozen (the usual case)
+        return np.zeros(cold.shape, dtype=bool)
     times = np.broadcast_to(times_fs, cold.shape)
     order = np.argsort(times, axis=-1, kind="stable")
     t = np.take_along_axis(times, order, -1)

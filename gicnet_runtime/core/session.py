@@ -216,12 +216,17 @@ class Session:
         times = np.ascontiguousarray(times_fs, dtype=np.float32)
         n_batch, n_atoms = pos.shape[:2]
         n_times, n_members = times.shape[1], self.n_members
+        chunks = list(_chunks(n_batch, n_times, n_atoms, self.max_chunk_bytes // n_members,
+                              self.max_chunk_frames))
+        if len(chunks) == 1:  # one call: its outputs as they come (no copy)
+            values = self._run({"positions": pos, "velocities": vel, "times": times})
+            return {name: value if self._stacked else value[None]
+                    for name, value in zip(self._outputs, values, strict=True)}
         out = {name: np.empty((n_members, n_batch, n_times, n_atoms, 3), np.float32)
                for name in OUTPUT_NAMES}
         if self.description.has_energy:
             out[ENERGY_OUTPUT] = np.empty((n_members, n_batch, n_times), np.float32)
-        for rows, cols in _chunks(n_batch, n_times, n_atoms, self.max_chunk_bytes // n_members,
-                                  self.max_chunk_frames):
+        for rows, cols in chunks:
             feed = {"positions": pos[rows], "velocities": vel[rows], "times": times[rows, cols]}
             for name, value in zip(self._outputs, self._run(feed), strict=True):
                 out[name][:, rows, cols] = value if self._stacked else value[None]
