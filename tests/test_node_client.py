@@ -661,7 +661,7 @@ def test_reversal_guards_are_pythons(node, initial):
     model = load_model(ENSEMBLE_FILE, device="cpu")
     masses = np.asarray(model.description.masses_amu)
     pos, vel = initial.positions, initial.velocities
-    _, _, potential0 = reversal.round_trip_defect(model.run, pos, vel, masses, 10.0)
+    _, _, potential0 = reversal.round_trip_defect(model.run, pos, vel, 10.0)
     excess = np.where(np.arange(len(pos)) < 3, 1.5, 0.5) * reversal.MAX_EXCESS_EV
     reference = reference_energy_eV(potential0, vel, masses) - excess
     expected = reversal.corrected_start(model.run, pos, vel, masses, 10.0, 0.5, reference)

@@ -69,7 +69,7 @@ def test_exact_and_phase_shifted_motion_have_no_round_trip_defect():
     3 % off (an error in the phase, not a loss) give d = 0 to float32 precision."""
     pos, vel = _phases()
     for run in (_network(), _network(omega=1.03 * OMEGA)):
-        d_pos, d_vel, potential = reversal.round_trip_defect(run, pos, vel, MASSES, L)
+        d_pos, d_vel, potential = reversal.round_trip_defect(run, pos, vel, L)
         assert np.abs(d_pos).max() < 1e-6 and np.abs(d_vel).max() < 1e-6
         x0, _ = _stretch(pos, vel)
         np.testing.assert_allclose(potential[0], 0.5 * MU * (OMEGA * x0) ** 2, rtol=1e-5,
@@ -81,7 +81,7 @@ def test_the_defect_of_a_damped_network_is_both_legs_losses():
     round trip's defect is about 4 % of the start's displacement at every phase (within
     10 %: the part lost on the way out is carried back through the motion's phase)."""
     pos, vel = _phases()
-    d_pos, _, _ = reversal.round_trip_defect(_network(gain=0.98), pos, vel, MASSES, L)
+    d_pos, _, _ = reversal.round_trip_defect(_network(gain=0.98), pos, vel, L)
     x0, _ = _stretch(pos, vel)
     dx = d_pos[:, 1, 0] - d_pos[:, 0, 0]
     big = np.abs(x0) > 0.005
@@ -234,7 +234,7 @@ def test_a_start_hotter_than_its_reference_is_not_corrected():
 
     pos, vel = _phases(n=3, amplitude=0.01)
     run = _network(gain=0.95)
-    _, _, potential0 = reversal.round_trip_defect(run, pos, vel, MASSES, L)
+    _, _, potential0 = reversal.round_trip_defect(run, pos, vel, L)
     total = reference_energy_eV(potential0, vel, MASSES)
     excess = np.array([0.0, 0.9, 1.1]) * reversal.MAX_EXCESS_EV
     start = reversal.corrected_start(run, pos, vel, MASSES, L, 0.5, total - excess)

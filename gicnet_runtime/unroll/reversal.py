@@ -81,15 +81,13 @@ class CorrectedStart:
 
 
 def round_trip_defect(run: Run, positions: np.ndarray, velocities: np.ndarray,
-                      masses: np.ndarray, segment_fs: float
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                      segment_fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The members' mean round-trip defect d = s - R F(R F(s)) of starts s.
 
     Args:
         run: the model's graph call (positions (B, N, 3), velocities (B, N, 3), times
             (B, K)) -> outputs with a member axis first.
         positions, velocities: (A, N, 3) Å, Å/fs, the starts.
-        masses: (N,) amu.
         segment_fs: L, fs.
 
     Returns:
@@ -123,8 +121,7 @@ def corrected_start(run: Run, positions: np.ndarray, velocities: np.ndarray,
     ``MAX_SHIFT_A_PER_FS`` and, given the trajectories' reference total energies (A,) eV,
     where the start's total energy (the members' mean potential energy plus the kinetic
     energy) exceeds its reference by at most ``MAX_EXCESS_EV``."""
-    d_pos, d_vel, potential0 = round_trip_defect(run, positions, velocities, masses,
-                                                 segment_fs)
+    d_pos, d_vel, potential0 = round_trip_defect(run, positions, velocities, segment_fs)
     shift_pos, shift_vel = share * d_pos, share * d_vel
     applied = ((np.linalg.norm(shift_pos, axis=-1).max(axis=-1) <= MAX_SHIFT_A)
                & (np.linalg.norm(shift_vel, axis=-1).max(axis=-1) <= MAX_SHIFT_A_PER_FS))
