@@ -36,7 +36,7 @@ def angular_momentum(positions: np.ndarray, velocities: np.ndarray,
 
     positions: (..., N, 3) Å; velocities: (..., N, 3) Å/fs -> (..., 3) amu·Å²/fs.
     """
-    return np.matmul(masses, cross(relative_positions(positions, masses), velocities))
+    return angular_momentum_of(relative_positions(positions, masses), velocities, masses)
 
 
 def inertia_tensor(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
@@ -53,6 +53,13 @@ def kinetic_energy_eV(velocities: np.ndarray, masses: np.ndarray) -> np.ndarray:
 def relative_positions(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
     """Positions relative to the centre of mass, (..., N, 3) Å."""
     return positions - centre_of_mass(positions, masses)[..., None, :]
+
+
+def angular_momentum_of(rel: np.ndarray, velocities: np.ndarray,
+                        masses: np.ndarray) -> np.ndarray:
+    """Angular momentum (..., 3) amu·Å²/fs of positions ``rel`` (..., N, 3) Å relative to the
+    centre of mass moving with velocities (..., N, 3) Å/fs."""
+    return np.matmul(masses, cross(rel, velocities))
 
 
 def inertia_of(rel: np.ndarray, masses: np.ndarray) -> np.ndarray:
@@ -89,7 +96,7 @@ def internal_kinetic_energy_eV(positions: np.ndarray, velocities: np.ndarray,
     p = linear_momentum(velocities, masses)
     translation = 0.5 * np.sum(p * p, axis=-1) / masses.sum()
     rel = relative_positions(positions, masses)
-    spin = np.matmul(masses, cross(rel, velocities))  # angular_momentum, rel computed once
+    spin = angular_momentum_of(rel, velocities, masses)
     inertia = inertia_of(rel, masses)
     # A ridge of LINEAR_RTOL of the trace instead of a pseudo-inverse (10 times slower):
     # a linear molecule has no angular momentum about its axis, so nothing spins there.

@@ -170,9 +170,8 @@ class Session:
             feed = probe.probe_feed(self.description)
         except ModelError as err:
             raise ModelError(f"{self.path.name}: {err}") from None
-        values = self._run(feed)  # its ModelErrors name the file: failed to run, shapes
-        outputs = {name: value if self._stacked else value[None]
-                   for name, value in zip(self._outputs, values, strict=True)}
+        # _run's ModelErrors name the file: failed to run, shapes
+        outputs = self._with_member_axis(self._run(feed))
         try:
             probe.check_outputs(self.description, feed, outputs, self.providers[0])
         except ModelError as err:
@@ -219,18 +218,23 @@ class Session:
         chunks = list(_chunks(n_batch, n_times, n_atoms, self.max_chunk_bytes // n_members,
                               self.max_chunk_frames))
         if len(chunks) == 1:  # one call: its outputs as they come (no copy)
-            values = self._run({"positions": pos, "velocities": vel, "times": times})
-            return {name: value if self._stacked else value[None]
-                    for name, value in zip(self._outputs, values, strict=True)}
+            return self._with_member_axis(self._run({"positions": pos, "velocities": vel,
+                                                     "times": times}))
         out = {name: np.empty((n_members, n_batch, n_times, n_atoms, 3), np.float32)
                for name in OUTPUT_NAMES}
         if self.description.has_energy:
             out[ENERGY_OUTPUT] = np.empty((n_members, n_batch, n_times), np.float32)
         for rows, cols in chunks:
             feed = {"positions": pos[rows], "velocities": vel[rows], "times": times[rows, cols]}
-            for name, value in zip(self._outputs, self._run(feed), strict=True):
-                out[name][:, rows, cols] = value if self._stacked else value[None]
+            for name, value in self._with_member_axis(self._run(feed)).items():
+                out[name][:, rows, cols] = value
         return out
+
+    def _with_member_axis(self, values: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """One call's outputs by name, each with the member axis first (M = 1 added for a
+        single network's file)."""
+        return {name: value if self._stacked else value[None]
+                for name, value in zip(self._outputs, values, strict=True)}
 
     def _run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         try:

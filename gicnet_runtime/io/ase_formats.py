@@ -62,12 +62,9 @@ def write_extxyz_blocks(path: Path, blocks: Iterable[Trajectory], info: dict, **
 
 def _frame_template(traj: Trajectory, symbols: list[str]) -> str:
     """One frame as a %-template: the atom count, the comment line as ASE's
-    ``key_val_dict_to_str`` writes :func:`_frame_info` (floats as ``repr``: the keys, in
-    order, of :func:`_frame_values`' first columns) and :func:`_atom_lines`."""
-    keys = ["time_fs"] + [key for key, values in (("energy", traj.potential_energy),
-                                                  ("kinetic_energy_eV", traj.kinetic_energy))
-                          if values is not None]
-    comment = " ".join(['pbc="F F F"'] + [f"{key}=%r" for key in keys])
+    ``key_val_dict_to_str`` writes :func:`_frame_info` (floats as ``repr``) and
+    :func:`_atom_lines`."""
+    comment = " ".join(['pbc="F F F"'] + [f"{key}=%r" for key, _ in _header_columns(traj)])
     return (f"{traj.n_atoms}\nProperties={_PROPERTIES} {comment}\n"
             + _atom_lines(symbols, traj.masses))
 
@@ -94,20 +91,22 @@ def _atom_values(traj: Trajectory, start: int, stop: int | None = None) -> list[
 
 def _frame_values(traj: Trajectory, start: int, stop: int) -> list[list[float]]:
     """Frames ``start:stop``: per frame the values of :func:`_frame_template`."""
-    columns = [traj.time_fs] + [values for values in (traj.potential_energy,
-                                                      traj.kinetic_energy) if values is not None]
-    header = np.stack([np.asarray(c[start:stop], dtype=np.float64) for c in columns],
-                      axis=-1).tolist()
+    header = np.stack([np.asarray(values[start:stop], dtype=np.float64)
+                       for _, values in _header_columns(traj)], axis=-1).tolist()
     return [h + a for h, a in zip(header, _atom_values(traj, start, stop), strict=True)]
 
 
+def _header_columns(traj: Trajectory) -> list[tuple[str, np.ndarray]]:
+    """The per-frame keys of the comment line, in order, with their (T,) values: the time
+    and the energies the trajectory has."""
+    return [(key, values) for key, values in (("time_fs", traj.time_fs),
+                                              ("energy", traj.potential_energy),
+                                              ("kinetic_energy_eV", traj.kinetic_energy))
+            if values is not None]
+
+
 def _frame_info(traj: Trajectory, i: int) -> dict:
-    header = {"pbc": "F F F", "time_fs": float(traj.time_fs[i])}
-    if traj.potential_energy is not None:
-        header["energy"] = float(traj.potential_energy[i])
-    if traj.kinetic_energy is not None:
-        header["kinetic_energy_eV"] = float(traj.kinetic_energy[i])
-    return header
+    return {"pbc": "F F F", **{key: float(values[i]) for key, values in _header_columns(traj)}}
 
 
 def _info_entry(info: dict) -> dict:

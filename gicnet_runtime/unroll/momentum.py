@@ -17,6 +17,7 @@ import numpy as np
 
 from gicnet_runtime.core.mechanics import (
     angular_momentum,
+    angular_momentum_of,
     centre_of_mass,
     cross,
     inertia_of,
@@ -65,7 +66,7 @@ def restore_momentum(positions: np.ndarray, velocities: np.ndarray, masses: np.n
     shift = (linear_momentum(velocities, masses) - momentum) / masses.sum()
     velocities = velocities - shift[..., None, :]
     rel = relative_positions(positions, masses)
-    excess = np.matmul(masses, cross(rel, velocities)) - angular
+    excess = angular_momentum_of(rel, velocities, masses) - angular
     omega = np.matmul(_pseudo_inverse(inertia_of(rel, masses)), excess[..., None])[..., 0]
     return velocities - cross(omega[..., None, :], rel)
 
