@@ -23,32 +23,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.hardware import best_seconds_per_call
 
 #: Nodes in the measured chain.
 CHAIN_NODES = 1000
 #: Shapes of the chain's tensor: one frame of ethanol; one call's frames (2 members x 20).
 CHAIN_SHAPES = ((1, 9, 3), (2, 20, 9, 3))
-#: Calls timed per measurement (the best of ``ROUNDS`` rounds is kept).
-CALLS, ROUNDS = 200, 3
 #: An IR version and opset every onnxruntime >= 1.16 reads.
 _IR_VERSION, _OPSET = 8, 17
-
-
-def _best_seconds(call, calls: int = CALLS, rounds: int = ROUNDS) -> float:
-    """Best mean seconds per call over ``rounds`` rounds of ``calls`` calls (after 10)."""
-    for _ in range(10):
-        call()
-    best = np.inf
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        best = min(best, (time.perf_counter() - start) / calls)
-    return float(best)
+#: The shipped ethanol model's segment, fs.
+SEGMENT_FS = 10.0
 
 
 def _chain_session(n_nodes: int, shape: tuple[int, ...], threads: int):
@@ -77,8 +66,8 @@ def node_floor(threads: int = 1) -> list[dict]:
     for shape in CHAIN_SHAPES:
         x = {"x": np.zeros(shape, np.float32)}
         long, short = (_chain_session(n, shape, threads) for n in (CHAIN_NODES, 1))
-        t_long = _best_seconds(lambda: long.run(None, x))
-        t_short = _best_seconds(lambda: short.run(None, x))
+        t_long = best_seconds_per_call(lambda: long.run(None, x))
+        t_short = best_seconds_per_call(lambda: short.run(None, x))
         rows.append({"shape": list(shape), "chain_nodes": CHAIN_NODES,
                      "chain_call_s": t_long, "one_node_call_s": t_short,
                      "per_node_s": (t_long - t_short) / (CHAIN_NODES - 1)})
@@ -89,19 +78,19 @@ def segment_calls(model_path: Path, initial_extxyz: Path, threads: int = 1,
                   frames: int = 20) -> dict:
     """The shipped graph's node count (after a session's optimisation) and the seconds of
     the three calls of one trajectory's corrected segment."""
+    import onnx
     import onnxruntime as ort
 
     from benchmarks.initial import load_initial
 
-    with _temporary_path() as optimised:
+    with tempfile.TemporaryDirectory() as tmp:
+        optimised = Path(tmp) / "optimised.onnx"
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.optimized_model_filepath = str(optimised)
         options.log_severity_level = 3  # saving the optimised graph warns; it is only counted
         session = ort.InferenceSession(str(model_path), options,
                                        providers=["CPUExecutionProvider"])
-        import onnx
-
         nodes = len(onnx.load(str(optimised)).graph.node)
     members = int(session.get_modelmeta().custom_metadata_map.get("gicnet.n_members", 1))
     _, pos, vel = load_initial(initial_extxyz)
@@ -110,31 +99,17 @@ def segment_calls(model_path: Path, initial_extxyz: Path, threads: int = 1,
     def call(rows: int, times: np.ndarray) -> float:
         feed = {"positions": np.repeat(pos, rows, 0), "velocities": np.repeat(vel, rows, 0),
                 "times": np.tile(times.astype(np.float32), (rows, 1))}
-        return _best_seconds(lambda: session.run(None, feed))
+        return best_seconds_per_call(lambda: session.run(None, feed))
 
-    segment_fs = 10.0
-    calls = {"forward_1x2": call(1, np.array([0.0, segment_fs])),
-             "backward_Mx1": call(members, np.array([segment_fs])),
-             "main_1x20": call(1, np.linspace(segment_fs / frames, segment_fs, frames))}
+    calls = {"forward_1x2": call(1, np.array([0.0, SEGMENT_FS])),
+             "backward_Mx1": call(members, np.array([SEGMENT_FS])),
+             "main_1x20": call(1, np.linspace(SEGMENT_FS / frames, SEGMENT_FS, frames))}
     return {"file": str(model_path), "nodes_in_session": nodes, "members": members,
             "calls_s": calls, "segment_graph_s": sum(calls.values())}
 
 
-class _temporary_path:
-    """A path in a temporary folder, removed with it."""
-
-    def __enter__(self) -> Path:
-        import tempfile
-
-        self._dir = tempfile.TemporaryDirectory()
-        return Path(self._dir.name) / "optimised.onnx"
-
-    def __exit__(self, *exc) -> None:
-        self._dir.cleanup()
-
-
 def budget(floor: list[dict], calls: dict, md_fs_per_s: float | None, ratio: float = 300.0,
-           segment_fs: float = 10.0) -> dict:
+           segment_fs: float = SEGMENT_FS) -> dict:
     """What the floor leaves of a segment at ``ratio`` x an MD engine's ``md_fs_per_s``."""
     per_node = floor[0]["per_node_s"]
     floor_s = len(calls["calls_s"]) * calls["nodes_in_session"] * per_node
