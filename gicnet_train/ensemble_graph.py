@@ -29,7 +29,7 @@ from gicnet_runtime.errors import InputError
 from gicnet_train import geometry as geo
 from gicnet_train.energy import EnergyModel
 from gicnet_train.mlp import gelu
-from gicnet_train.model import GICnet, basis_series, features, gated, to_lab_frame
+from gicnet_train.model import GICnet, basis_series, features, gated, lab_frame_outputs
 
 #: Names of the graph's outputs; every one gains the member axis.
 OUTPUTS = ALL_OUTPUT_NAMES
@@ -88,8 +88,7 @@ class StackedEnsemble(nn.Module):
                                   self.config.tc_fs)                  # (M, B, K, 3N)
         q, q_dot = gated(out * self.out_scale, d_out * self.out_scale, q0, q0_dot, times,
                          self.config.gate_width_fs)                   # (M, B, K, N, 3)
-        pos_t, vel_t = to_lab_frame(q, q_dot, self.icdef, frame, times)
-        return pos_t, vel_t, self.energy(pos_t)
+        return lab_frame_outputs(q, q_dot, self.icdef, frame, times, self.energy)
 
 
 def check_stackable(members: list[GICnet]) -> None:

@@ -27,9 +27,10 @@ from gicnet_runtime.core.description import ModelDescription
 from gicnet_runtime.core.icdef import DUMMY_POINTS_A
 from gicnet_runtime.errors import InputError
 from gicnet_train import checkpoint as ckpt
+from gicnet_train import geometry as geo
 from gicnet_train.energy import EnergyModel
 from gicnet_train.fit import load_member
-from gicnet_train.model import GICnet
+from gicnet_train.model import GICnet, lab_frame_outputs
 from gicnet_train.verdict import has_finite_validation, validation_errors
 
 INPUTS = INPUT_NAMES
@@ -48,8 +49,10 @@ class ExportGraph(nn.Module):
         self.model, self.energy = model, energy
 
     def forward(self, positions: torch.Tensor, velocities: torch.Tensor, times: torch.Tensor):
-        pos_t, vel_t = self.model(positions, velocities, times)
-        return pos_t, vel_t, self.energy(pos_t)
+        model = self.model
+        q0, q0_dot, frame = geo.to_internal(positions, velocities, model.masses, model.icdef)
+        q, q_dot = model.internal(q0, q0_dot, times)
+        return lab_frame_outputs(q, q_dot, model.icdef, frame, times, self.energy)
 
 
 def describe(model: GICnet, run: dict, final: dict, member: int,

@@ -41,33 +41,34 @@ class Dual(NamedTuple):
 _NEXT = (1, 2, 0)
 
 
-def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Cross product over the last axis, broadcast.  In torch, one ``linalg.cross`` (one
+def _cross(a: torch.Tensor, b: torch.Tensor, axis: int = -1) -> torch.Tensor:
+    """Cross product over ``axis`` (the last), broadcast.  In torch, one ``linalg.cross`` (one
     operation forward, two backward: the training step is bound by the count of small
     operations, benchmarks/train_step.py); in an ONNX export, :func:`cross_gathers`."""
     if torch.onnx.is_in_onnx_export():
-        return cross_gathers(a, b)
-    return torch.linalg.cross(a, b, dim=-1)  # broadcasts, forward and backward
+        return cross_gathers(a, b, axis)
+    return torch.linalg.cross(a, b, dim=axis)  # broadcasts, forward and backward
 
 
-def cross_gathers(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Cross product over the last axis, broadcast, as three gathers: ONNX has no cross
+def cross_gathers(a: torch.Tensor, b: torch.Tensor, axis: int = -1) -> torch.Tensor:
+    """Cross product over ``axis`` (the last), broadcast, as three gathers: ONNX has no cross
     operator.  With a' = a[NEXT] (components cycled), w = a b' - a' b holds at component i
     a_i b_(i+1) - a_(i+1) b_i, so w[NEXT] is a x b: the products and the subtraction of
     the textbook a[NEXT] b[AFTER] - a[AFTER] b[NEXT] in the same order (the same float
     numbers), in 6 graph nodes instead of 7 (a split and a stack per component take 21)."""
     nxt = _next_index(a)
-    w = a * b.index_select(-1, nxt) - a.index_select(-1, nxt) * b
-    return w.index_select(-1, nxt)
+    w = a * b.index_select(axis, nxt) - a.index_select(axis, nxt) * b
+    return w.index_select(axis, nxt)
 
 
 def _next_index(like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(_NEXT, device=like.device)
 
 
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Dot product over the last axis, kept as a length-1 axis (scalar fields are (..., 1))."""
-    return (a * b).sum(-1, keepdim=True)
+def _dot(a: torch.Tensor, b: torch.Tensor, axis: int = -1) -> torch.Tensor:
+    """Dot product over ``axis`` (the components), kept as a length-1 axis (scalar fields
+    are (..., 1))."""
+    return (a * b).sum(axis, keepdim=True)
 
 
 def _tangent(*terms: torch.Tensor | None) -> torch.Tensor | None:
@@ -85,26 +86,27 @@ def d_dot(a: Dual, b: Dual) -> Dual:
     return Dual(_dot(a.v, b.v), _dot(a.d, b.v) + _dot(a.v, b.d))
 
 
-def d_cross(a: Dual, b: Dual) -> Dual:
+def d_cross(a: Dual, b: Dual, axis: int = -1) -> Dual:
     if torch.onnx.is_in_onnx_export():
-        return d_cross_gathers(a, b)
-    return Dual(_cross(a.v, b.v), _tangent(None if a.d is None else _cross(a.d, b.v),
-                                           None if b.d is None else _cross(a.v, b.d)))
+        return d_cross_gathers(a, b, axis)
+    return Dual(_cross(a.v, b.v, axis),
+                _tangent(None if a.d is None else _cross(a.d, b.v, axis),
+                         None if b.d is None else _cross(a.v, b.d, axis)))
 
 
-def d_cross_gathers(a: Dual, b: Dual) -> Dual:
+def d_cross_gathers(a: Dual, b: Dual, axis: int = -1) -> Dual:
     """:func:`d_cross` as exported: :func:`cross_gathers` with each operand's cycled
     components gathered once for the value and both tangent terms, and the tangent's two
     terms summed before the last gather: 6 gathers and 16 nodes where three cross
     products take 12 and 22, with the same float numbers."""
     nxt = _next_index(a.v)
-    av, bv = a.v.index_select(-1, nxt), b.v.index_select(-1, nxt)
+    av, bv = a.v.index_select(axis, nxt), b.v.index_select(axis, nxt)
     value = a.v * bv - av * b.v
     tangent = _tangent(
-        None if a.d is None else a.d * bv - a.d.index_select(-1, nxt) * b.v,
-        None if b.d is None else a.v * b.d.index_select(-1, nxt) - av * b.d)
-    return Dual(value.index_select(-1, nxt),
-                None if tangent is None else tangent.index_select(-1, nxt))
+        None if a.d is None else a.d * bv - a.d.index_select(axis, nxt) * b.v,
+        None if b.d is None else a.v * b.d.index_select(axis, nxt) - av * b.d)
+    return Dual(value.index_select(axis, nxt),
+                None if tangent is None else tangent.index_select(axis, nxt))
 
 
 def d_norm(a: Dual) -> Dual:
@@ -112,10 +114,10 @@ def d_norm(a: Dual) -> Dual:
     return Dual(n, _dot(a.v, a.d) / n)
 
 
-def d_unit(a: Dual) -> Dual:
-    n = torch.linalg.vector_norm(a.v, dim=-1, keepdim=True)
+def d_unit(a: Dual, axis: int = -1) -> Dual:
+    n = torch.linalg.vector_norm(a.v, dim=axis, keepdim=True)
     u = a.v / n
-    return Dual(u, None if a.d is None else (a.d - u * _dot(u, a.d)) / n)
+    return Dual(u, None if a.d is None else (a.d - u * _dot(u, a.d, axis)) / n)
 
 
 def d_atan2(y: Dual, x: Dual) -> Dual:
@@ -203,12 +205,14 @@ def cartesian_to_internal(positions: torch.Tensor, velocities: torch.Tensor,
     return q, q_dot
 
 
-def place_atom(ref1: Dual, ref2: Dual, ref3: Dual, r: Dual, theta: Dual, phi: Dual) -> Dual:
+def place_atom(ref1: Dual, ref2: Dual, ref3: Dual, r: Dual, theta: Dual, phi: Dual,
+               axis: int = -1) -> Dual:
     """Position (and velocity) of an atom at distance r from ref1, angle atom-ref1-ref2
-    theta and dihedral atom-ref1-ref2-ref3 phi (natural extension reference frame)."""
-    bc = d_unit(d_sub(ref1, ref2))
-    n = d_unit(d_cross(d_sub(ref2, ref3), bc))
-    m = d_cross(n, bc)
+    theta and dihedral atom-ref1-ref2-ref3 phi (natural extension reference frame);
+    ``axis``: the components' axis."""
+    bc = d_unit(d_sub(ref1, ref2), axis)
+    n = d_unit(d_cross(d_sub(ref2, ref3), bc, axis), axis)
+    m = d_cross(n, bc, axis)
     ct, st, cp, sp = torch.cos(theta.v), torch.sin(theta.v), torch.cos(phi.v), torch.sin(phi.v)
     cos_t, sin_t = Dual(ct, -st * theta.d), Dual(st, ct * theta.d)
     cos_p, sin_p = Dual(cp, -sp * phi.d), Dual(sp, cp * phi.d)
@@ -221,46 +225,72 @@ def _mul(a: Dual, b: Dual) -> Dual:
     return Dual(a.v * b.v, a.d * b.v + a.v * b.d)
 
 
-def internal_to_cartesian(q: torch.Tensor, q_dot: torch.Tensor,
-                          icdef: ICDefinition) -> tuple[torch.Tensor, torch.Tensor]:
+class Axes(NamedTuple):
+    """Where a tensor of points keeps its atoms and their x, y, z components."""
+
+    atom: int
+    comp: int
+
+
+#: (..., N, 3): the layout of every function's arguments and results.
+ATOMS_LAST = Axes(-2, -1)
+#: (N, 3, ...): atoms and components first, frames last.  The exported graph converts in
+#: this layout (:func:`gicnet_train.model.lab_frame_outputs`): onnxruntime broadcasts a
+#: scalar field over the components and gathers components in long contiguous runs, where
+#: with 3 components innermost it steps 3 floats at a time.
+FRAMES_LAST = Axes(0, 1)
+
+
+def internal_to_cartesian(q: torch.Tensor, q_dot: torch.Tensor, icdef: ICDefinition,
+                          axes: Axes = ATOMS_LAST) -> tuple[torch.Tensor, torch.Tensor]:
     """Inverse of :func:`cartesian_to_internal`: positions (..., N, 3) Å and exact
-    velocities (..., N, 3) Å/fs, in atom order, in the dummy-point frame.
+    velocities (..., N, 3) Å/fs, in atom order, in the dummy-point frame (with
+    ``axes=FRAMES_LAST``, q, q_dot and the results are (N, 3, ...)).
 
     Atoms are placed level by level of the IC tree (:func:`placement_levels`): every atom
     whose reference points are already placed goes in one vectorised step, so the exported
     graph grows with the depth of the tree, not with the number of atoms.
     """
     n = icdef.n_atoms
-    if q.shape[-2:] != (n, 3) or q_dot.shape != q.shape:
-        raise InputError(f"q and q_dot must have shape (..., {n}, 3), got {q.shape}, {q_dot.shape}")
+    if (q.shape[axes.atom], q.shape[axes.comp]) != (n, 3) or q_dot.shape != q.shape:
+        expected = f"(..., {n}, 3)" if axes == ATOMS_LAST else f"({n}, 3, ...)"
+        raise InputError(f"q and q_dot must have shape {expected}, got {tuple(q.shape)}, "
+                         f"{tuple(q_dot.shape)}")
     _check_dtypes(q, q_dot)
+
+    def points(rows: torch.Tensor) -> torch.Tensor:  # (k, 3) constants laid out as q
+        shape = [1] * q.dim()
+        shape[axes.atom], shape[axes.comp] = rows.shape
+        return rows.reshape(shape)
+
     # Placed points in slot order: D0, D1, D2, then the atoms as their levels place them.
     # Broadcast by arithmetic, not expand(q.shape): the exported graph then takes its
     # batch shape from the data (a traced shape would be frozen into it).
-    pts = _dummy_points(q) + 0.0 * q[..., :1, :1]
+    pts = points(_dummy_points(q)) + 0.0 * q.narrow(axes.atom, 0, 1).narrow(axes.comp, 0, 1)
     vel = 0.0 * pts  # (not zeros_like: the exporter would freeze its traced shape)
     slot = {-1: 0, -2: 1, -3: 2}
-    dummies, lead = _dummy_points(q), (1,) * (q.dim() - 2)
+    dummies = _dummy_points(q)
     for rows in placement_levels(icdef):
         take = [[slot[icdef.rows[k][j]] for k in rows] for j in (1, 2, 3)]
         # A reference column of dummy points only is a constant with no velocity: the
         # graph folds what depends on it alone (the first atom's frame) and drops its
         # zero tangent terms.
-        refs = [Dual(dummies[i].reshape(lead + (len(i), 3)), None)
-                if max(i) < len(DUMMY_POINTS_A) else
-                Dual(pts.index_select(-2, _index(i, q)), vel.index_select(-2, _index(i, q)))
+        refs = [Dual(points(dummies[i]), None) if max(i) < len(DUMMY_POINTS_A) else
+                Dual(pts.index_select(axes.atom, _index(i, q)),
+                     vel.index_select(axes.atom, _index(i, q)))
                 for i in take]
         here = _index(rows, q)
-        qk, qk_dot = q.index_select(-2, here), q_dot.index_select(-2, here)
-        r, theta, phi = (Dual(v, d) for v, d in zip(qk.split(1, dim=-1),
-                                                    qk_dot.split(1, dim=-1), strict=True))
-        placed = place_atom(*refs, r, theta, phi)
+        qk, qk_dot = q.index_select(axes.atom, here), q_dot.index_select(axes.atom, here)
+        r, theta, phi = (Dual(v, d) for v, d in zip(qk.split(1, dim=axes.comp),
+                                                    qk_dot.split(1, dim=axes.comp),
+                                                    strict=True))
+        placed = place_atom(*refs, r, theta, phi, axis=axes.comp)
         for k in rows:
             slot[icdef.rows[k][0]] = len(slot)
-        pts = torch.cat([pts, placed.v], dim=-2)
-        vel = torch.cat([vel, placed.d], dim=-2)
+        pts = torch.cat([pts, placed.v], dim=axes.atom)
+        vel = torch.cat([vel, placed.d], dim=axes.atom)
     order = _index([slot[i] for i in range(n)], q)
-    return pts.index_select(-2, order), vel.index_select(-2, order)
+    return pts.index_select(axes.atom, order), vel.index_select(axes.atom, order)
 
 
 def placement_levels(icdef: ICDefinition) -> list[list[int]]:

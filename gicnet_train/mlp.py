@@ -19,8 +19,9 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
-    """Exact (erf) GELU."""
-    return 0.5 * x * (1.0 + torch.erf(x * _INV_SQRT2))
+    """Exact (erf) GELU: torch's, which exports as the node pattern (x / sqrt 2, Erf, ...)
+    that onnxruntime fuses into one Gelu kernel."""
+    return torch.nn.functional.gelu(x)
 
 
 def gelu_derivative(x: torch.Tensor) -> torch.Tensor:
@@ -39,6 +40,14 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for k, layer in enumerate(self.layers):
             x = layer(x)
+            if k < len(self.layers) - 1:
+                x = gelu(x)
+        return x
+
+    def forward_columns(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` on inputs as columns, (n_in, F) -> (n_out, F): W x + b."""
+        for k, layer in enumerate(self.layers):
+            x = torch.matmul(layer.weight, x) + layer.bias[:, None]
             if k < len(self.layers) - 1:
                 x = gelu(x)
         return x
