@@ -102,7 +102,8 @@ def _layers(widths) -> int:
     return sum(a * b for a, b in itertools.pairwise(widths))
 
 
-def analytic_terms(arch: dict, shared_inputs: bool = False) -> dict:
+def analytic_terms(arch: dict, shared_inputs: bool = False,
+                   matmul_rotations_back: bool = True) -> dict:
     """FLOP terms (see the module docstring) of a file from its layer widths.
 
     One member, per start: the (N, 3) x (3, 3) body-frame rotations of positions and
@@ -114,6 +115,9 @@ def analytic_terms(arch: dict, shared_inputs: bool = False) -> dict:
 
     M members side by side cost M times this; ``shared_inputs``: the inputs' rotations
     run once for all members (gicnet_train.ensemble_graph.StackedEnsemble).
+    ``matmul_rotations_back`` False: the rotations back are element-wise products (the
+    frames-last export, gicnet_train.model.lab_frame_outputs_frames_last), not MatMul
+    FLOPs, so the per-frame term leaves them out.
     """
     n, members = arch["n_atoms"], arch["n_members"]
     features = FEATURES_PER_ATOM * n
@@ -132,7 +136,8 @@ def analytic_terms(arch: dict, shared_inputs: bool = False) -> dict:
     per_start = members * (network_start + rotations)
     if shared_inputs:
         per_start -= (members - 1) * rotations
-    per_frame = members * (network_frame + rotations + energy)
+    per_frame = members * (network_frame + energy
+                           + (rotations if matmul_rotations_back else 0))
     return {"per_call": 0, "per_start": per_start, "per_time": 0, "per_frame": per_frame,
             "per_member_frame": {"network": network_frame, "rotations": rotations,
                                  "energy": energy},
@@ -319,6 +324,10 @@ def flops_report(model_path: str | Path, n_times: int) -> dict:
         analytic = {"side_by_side": analytic_terms(arch)}
         if arch["n_members"] > 1:
             analytic["stacked_shared_inputs"] = analytic_terms(arch, shared_inputs=True)
+        for name in list(analytic):
+            analytic[f"{name}, frames last"] = analytic_terms(
+                arch, shared_inputs=name == "stacked_shared_inputs",
+                matmul_rotations_back=False)
         result["analytic_terms"] = analytic
     except ValueError as err:
         analytic = None
