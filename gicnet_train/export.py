@@ -27,7 +27,6 @@ from gicnet_runtime.core.description import ModelDescription
 from gicnet_runtime.core.icdef import DUMMY_POINTS_A
 from gicnet_runtime.errors import InputError
 from gicnet_train import checkpoint as ckpt
-from gicnet_train import geometry as geo
 from gicnet_train.energy import EnergyModel
 from gicnet_train.fit import load_member
 from gicnet_train.model import GICnet, lab_frame_outputs
@@ -49,10 +48,8 @@ class ExportGraph(nn.Module):
         self.model, self.energy = model, energy
 
     def forward(self, positions: torch.Tensor, velocities: torch.Tensor, times: torch.Tensor):
-        model = self.model
-        q0, q0_dot, frame = geo.to_internal(positions, velocities, model.masses, model.icdef)
-        q, q_dot = model.internal(q0, q0_dot, times)
-        return lab_frame_outputs(q, q_dot, model.icdef, frame, times, self.energy)
+        q, q_dot, frame = self.model.internal_from_lab(positions, velocities, times)
+        return lab_frame_outputs(q, q_dot, self.model.icdef, frame, times, self.energy)
 
 
 def describe(model: GICnet, run: dict, final: dict, member: int,

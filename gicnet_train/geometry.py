@@ -235,7 +235,7 @@ class Axes(NamedTuple):
 #: (..., N, 3): the layout of every function's arguments and results.
 ATOMS_LAST = Axes(-2, -1)
 #: (N, 3, ...): atoms and components first, frames last.  The exported graph converts in
-#: this layout (:func:`gicnet_train.model.lab_frame_outputs`): onnxruntime broadcasts a
+#: this layout (:func:`gicnet_train.model.lab_frame_outputs_frames_last`): onnxruntime broadcasts a
 #: scalar field over the components and gathers components in long contiguous runs, where
 #: with 3 components innermost it steps 3 floats at a time.
 FRAMES_LAST = Axes(0, 1)

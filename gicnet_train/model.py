@@ -180,9 +180,16 @@ class GICnet(nn.Module):
         Returns:
             positions_t, velocities_t: (B, K, N, 3) Å and Å/fs, centre-of-mass motion included.
         """
+        q, q_dot, frame = self.internal_from_lab(positions, velocities, times)
+        return to_lab_frame(q, q_dot, self.icdef, frame, times)
+
+    def internal_from_lab(self, positions: torch.Tensor, velocities: torch.Tensor,
+                          times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, geo.Frame]:
+        """Lab-frame starts (B, N, 3) and times (B, K) fs -> q(t), q_dot(t) (B, K, N, 3) in
+        each start's initial body frame, and that frame (what :meth:`forward` converts back)."""
         q0, q0_dot, frame = geo.to_internal(positions, velocities, self.masses, self.icdef)
         q, q_dot = self.internal(q0, q0_dot, times)
-        return to_lab_frame(q, q_dot, self.icdef, frame, times)
+        return q, q_dot, frame
 
 
 def to_lab_frame(q: torch.Tensor, q_dot: torch.Tensor, icdef: ICDefinition, frame: geo.Frame,
