@@ -230,15 +230,15 @@ def lab_frame_outputs_frames_last(q: torch.Tensor, q_dot: torch.Tensor, icdef: I
     static or taken from tensors (reshape_as, broadcasting), never from traced sizes,
     which the exporter would freeze into the graph."""
     n, n3 = icdef.n_atoms, 3 * icdef.n_atoms
-    rows = q.transpose(-3, -4)                                   # (..., K, B, N, 3)
+    rows, rows_dot = q.transpose(-3, -4), q_dot.transpose(-3, -4)   # (..., K, B, N, 3)
 
-    def frames_last(x):  # (..., B, K, N, 3) -> (N, 3, F)
-        return x.transpose(-3, -4).reshape(-1, n3).t().reshape(n, 3, -1)
+    def frames_last(x):  # (..., K, B, N, 3) -> (N, 3, F)
+        return x.reshape(-1, n3).t().reshape(n, 3, -1)
 
-    def atoms_last(x):  # the inverse
+    def atoms_last(x):  # (N, 3, F) -> (..., B, K, N, 3)
         return x.reshape(n3, -1).t().reshape_as(rows).transpose(-3, -4)
 
-    pos, vel = geo.internal_to_cartesian(frames_last(q), frames_last(q_dot), icdef,
+    pos, vel = geo.internal_to_cartesian(frames_last(rows), frames_last(rows_dot), icdef,
                                          geo.FRAMES_LAST)
     # Per-start values spread over the frames: (B, ...) -> (..., F).
     grid = times.t() + 0.0 * rows[..., :1, :1, 0, 0]              # (..., K, B): t
