@@ -25,19 +25,20 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import platform
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks import hardware
+from benchmarks.initial import load_initial
 
 PARTS = ("per start", "positions", "velocities", "energy", "other")
 #: (rows B, times K) per call.
 CALLS = ((1, 2), (2, 1), (1, 21), (48, 21))
 FILES = ("exported/ethanol/ensemble.onnx", "exported/ethanol/members/member_0.onnx")
+INITIAL = "exported/ethanol/initial.extxyz"
 PROFILED_CALLS = 30
 
 
@@ -74,34 +75,24 @@ def node_parts(graph) -> dict[str, str]:
 def split_call(path: str | Path, n_batch: int, n_times: int, initial, threads: int = 1,
                calls: int = PROFILED_CALLS) -> dict:
     """Nodes and profiled kernel time per part of ``calls`` calls of B x K, and the wall time
-    of one call without the profiler."""
-    import onnx
-    import onnxruntime as ort
-
+    of one call without the profiler.  initial: (positions, velocities) (B0, N, 3)."""
     pos, vel = (np.resize(x, (n_batch, *x.shape[1:])).astype(np.float32) for x in initial)
     times = np.tile(np.linspace(0.0, 10.0, n_times, dtype=np.float32), (n_batch, 1))
     feed = {"positions": pos, "velocities": vel, "times": times}
-    plain = hardware.open_session(path, ["CPUExecutionProvider"], threads)
+    providers = ["CPUExecutionProvider"]
+    plain = hardware.open_session(path, providers, threads)
     wall_s = hardware.best_seconds_per_call(lambda: plain.run(None, feed))
-    folder = Path(tempfile.mkdtemp(prefix="gicnet_graph_parts_"))
-    try:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        options.optimized_model_filepath = str(folder / "optimised.onnx")
-        options.enable_profiling = True
-        options.profile_file_prefix = str(folder / "ort")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        parts = node_parts(onnx.load(options.optimized_model_filepath).graph)
+
+    def drive(session) -> None:
         for _ in range(calls):
             session.run(None, feed)
-        trace = json.loads(Path(session.end_profiling()).read_text())
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+
+    node_us, _, graph = hardware.profiled_kernels(path, providers, threads, drive,
+                                                  optimised=True)
+    parts = node_parts(graph)
     kernel_us = collections.Counter()
-    for event in trace:
-        name = event.get("name", "")
-        if event.get("cat") == "Node" and name.endswith("_kernel_time"):
-            kernel_us[parts.get(name[:-len("_kernel_time")], "other")] += event["dur"] / calls
+    for name, us in node_us.items():
+        kernel_us[parts.get(name, "other")] += us / calls
     nodes = collections.Counter(parts.values())
     total = sum(kernel_us.values()) or 1.0
     return {"file": str(path), "batch": n_batch, "n_times": n_times,
@@ -129,17 +120,13 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None, help="JSON file to write")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    import ase.io
-    from ase import units
-
-    starts = ase.io.read("exported/ethanol/initial.extxyz", index=":")
-    initial = (np.array([a.positions for a in starts]),
-               np.array([a.get_velocities() * units.fs for a in starts]))
-    load = Path("/proc/loadavg").read_text().split()[0]
-    rows = [split_call(f, b, k, initial, args.threads) for f in FILES for b, k in CALLS]
+    _, positions, velocities = load_initial(INITIAL)
+    load_at_start = os.getloadavg()[0]
+    rows = [split_call(f, b, k, (positions, velocities), args.threads)
+            for f in FILES for b, k in CALLS]
     result = {"cpu": hardware.cpu_name(), "python": platform.python_version(),
-              "threads": args.threads, "load_at_start": float(load),
-              "load_at_end": float(Path("/proc/loadavg").read_text().split()[0]), "rows": rows}
+              "threads": args.threads, "load_at_start": load_at_start,
+              "load_at_end": os.getloadavg()[0], "rows": rows}
     print("\n".join(markdown(rows)))
     if any(r["nodes"]["other"] for r in rows):
         print("nodes outside the four parts:", {r["file"]: r["nodes"]["other"] for r in rows})

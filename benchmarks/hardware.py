@@ -516,12 +516,13 @@ def graph_throughput(session, initial, n_batch_list: list[int], n_times: int, te
     return rows
 
 
-def operator_split(path: str | Path, providers: list[str], threads: int, initial,
-                   n_batch: int, n_times: int, members: int = 1,
-                   chunk_frames: int | None = CPU_CHUNK_FRAMES, calls: int = 20) -> dict:
-    """onnxruntime's profiler on the bare graph: kernel time per operator type (fractions
-    of the summed node time) for ``calls`` batches of B starts x K times, chunked as in
-    :func:`graph_throughput`.  The trace goes to a temporary folder, removed afterwards."""
+def profiled_kernels(path: str | Path, providers: list[str], threads: int,
+                     drive: Callable[[object], None], optimised: bool = False
+                     ) -> tuple[dict[str, float], dict[str, str], object]:
+    """onnxruntime's profiler on a session of ``path``: ``drive(session)`` makes the calls.
+    Returns each node's summed kernel time, µs, and its operator type, by node name, and
+    (with ``optimised``) the graph the session runs after its optimisations (an ONNX
+    GraphProto; else None).  Trace and graph go to a temporary folder, removed afterwards."""
     import collections
     import shutil
     import tempfile
@@ -534,27 +535,53 @@ def operator_split(path: str | Path, providers: list[str], threads: int, initial
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.enable_profiling = True
         options.profile_file_prefix = str(folder / "ort")
+        if optimised:
+            options.optimized_model_filepath = str(folder / "optimised.onnx")
         session = ort.InferenceSession(str(path), options, providers=providers)
-        pos, vel = (np.resize(x, (n_batch, *x.shape[1:])).astype(np.float32) for x in initial)
-        times = np.tile(np.linspace(0.5, 10.0, n_times, dtype=np.float32), (n_batch, 1))
-        step = n_batch if chunk_frames is None else max(1, chunk_frames // (members * n_times))
+        graph = None
+        if optimised:
+            import onnx
+
+            graph = onnx.load(options.optimized_model_filepath).graph
+        drive(session)
+        trace = json.loads(Path(session.end_profiling()).read_text())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    kernel_us, op_types = collections.Counter(), {}
+    suffix = "_kernel_time"
+    for event in trace:
+        if event.get("cat") == "Node" and event.get("name", "").endswith(suffix):
+            name = event["name"][:-len(suffix)]
+            kernel_us[name] += event.get("dur", 0)
+            op_types[name] = event.get("args", {}).get("op_name", "?")
+    return dict(kernel_us), op_types, graph
+
+
+def operator_split(path: str | Path, providers: list[str], threads: int, initial,
+                   n_batch: int, n_times: int, members: int = 1,
+                   chunk_frames: int | None = CPU_CHUNK_FRAMES, calls: int = 20) -> dict:
+    """onnxruntime's profiler on the bare graph: kernel time per operator type (fractions
+    of the summed node time) for ``calls`` batches of B starts x K times, chunked as in
+    :func:`graph_throughput`."""
+    import collections
+
+    pos, vel = (np.resize(x, (n_batch, *x.shape[1:])).astype(np.float32) for x in initial)
+    times = np.tile(np.linspace(0.5, 10.0, n_times, dtype=np.float32), (n_batch, 1))
+    step = n_batch if chunk_frames is None else max(1, chunk_frames // (members * n_times))
+
+    def drive(session) -> None:
         for _ in range(calls):
             for a in range(0, n_batch, step):
                 session.run(None, {"positions": pos[a:a + step], "velocities": vel[a:a + step],
                                    "times": times[a:a + step]})
-        trace = json.loads(Path(session.end_profiling()).read_text())
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+
+    kernel_us, op_types, _ = profiled_kernels(path, providers, threads, drive)
     by_op = collections.Counter()
-    nodes = set()
-    for event in trace:
-        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
-            op = event.get("args", {}).get("op_name", "?")
-            by_op[op] += event.get("dur", 0)
-            nodes.add(event["name"])
+    for name, us in kernel_us.items():
+        by_op[op_types[name]] += us
     total = sum(by_op.values()) or 1
     return {"file": str(path), "batch": n_batch, "n_times": n_times, "calls": calls,
-            "nodes_after_optimisation": len(nodes), "kernel_time_us": total,
+            "nodes_after_optimisation": len(kernel_us), "kernel_time_us": total,
             "fractions": {op: t / total for op, t in by_op.most_common()},
             "matmul_fraction": sum(t for op, t in by_op.items()
                                    if op in ("MatMul", "Gemm", "FusedMatMul", "FusedGemm",
