@@ -266,10 +266,10 @@ def internal_to_cartesian(q: torch.Tensor, q_dot: torch.Tensor, icdef: ICDefinit
     # Placed points in slot order: D0, D1, D2, then the atoms as their levels place them.
     # Broadcast by arithmetic, not expand(q.shape): the exported graph then takes its
     # batch shape from the data (a traced shape would be frozen into it).
-    pts = points(_dummy_points(q)) + 0.0 * q.narrow(axes.atom, 0, 1).narrow(axes.comp, 0, 1)
+    dummies = _dummy_points(q)
+    pts = points(dummies) + 0.0 * q.narrow(axes.atom, 0, 1).narrow(axes.comp, 0, 1)
     vel = 0.0 * pts  # (not zeros_like: the exporter would freeze its traced shape)
     slot = {-1: 0, -2: 1, -3: 2}
-    dummies = _dummy_points(q)
     for rows in placement_levels(icdef):
         take = [[slot[icdef.rows[k][j]] for k in rows] for j in (1, 2, 3)]
         # A reference column of dummy points only is a constant with no velocity: the
